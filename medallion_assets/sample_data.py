@@ -1,0 +1,222 @@
+"""Deterministic sample order files with every fault a real feed has.
+
+    python -m medallion_assets.sample_data --days 7 --orders-per-day 400 --seed 42
+
+Each day folder gets ``part-000.jsonl`` (new orders), ``part-001.jsonl`` (status updates), ``part-002.json``
+(re-delivered updates: same ``updated_at``, later file) and, at the given rates, rows with missing fields,
+bad amounts, unknown statuses, bad timestamps, wrong types, unparseable lines, wrong-day rows, bad currencies,
+numeric-string amounts and extra fields. The first day also gets an empty file and an in-flight ``.tmp`` file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+REGIONS = ("north", "south", "east", "west", "central")
+CURRENCIES = ("USD", "EUR", "GBP")
+LIFECYCLES = (
+    (),
+    ("paid",),
+    ("paid", "shipped"),
+    ("paid", "shipped", "delivered"),
+    ("cancelled",),
+    ("paid", "returned"),
+)
+LIFECYCLE_WEIGHTS = (2, 3, 2, 3, 1, 1)
+OFFSETS = (timedelta(0), timedelta(hours=2), timedelta(hours=-5), timedelta(hours=5, minutes=30))
+
+Row = dict[str, Any]
+
+
+def _mutate(field_name: str, value: Any) -> Callable[[Row], Any]:
+    def apply(row: Row) -> Any:
+        row[field_name] = value
+        return row
+
+    return apply
+
+
+def _drop(field_name: str) -> Callable[[Row], Any]:
+    def apply(row: Row) -> Any:
+        row.pop(field_name, None)
+        return row
+
+    return apply
+
+
+def _previous_day(row: Row) -> Row:
+    ts = datetime.fromisoformat(row["order_ts"].replace("Z", "+00:00")) - timedelta(days=1)
+    row["order_ts"] = _iso(ts, timedelta(0))
+    return row
+
+
+#: fault kind → (mutation of a valid row, or a raw line; the rule that must quarantine it, or None if accepted)
+FAULTS: dict[str, tuple[Callable[[Row], Any], str | None]] = {
+    "missing_order_id": (_drop("order_id"), "order_id_present"),
+    "missing_customer_id": (_drop("customer_id"), "customer_id_present"),
+    "missing_amount": (_drop("amount"), "amount_present"),
+    "missing_region": (_mutate("region", ""), "region_present"),
+    "negative_amount": (_mutate("amount", -12.5), "amount_in_range"),
+    "huge_amount": (_mutate("amount", 2_500_000), "amount_in_range"),
+    "unknown_status": (_mutate("status", "pending"), "status_known"),
+    "bad_timestamp": (_mutate("order_ts", "2024-13-45T25:61:00Z"), "order_ts_iso8601"),
+    "wrong_type": (_mutate("amount", {"value": 10}), "amount_numeric"),
+    "unparseable_line": (lambda row: '{"order_id": "' + row["order_id"] + '", "amount": 1', "json_object"),
+    "date_mismatch": (_previous_day, "order_ts_in_folder_date"),
+    "bad_currency": (_mutate("currency", "usd"), "currency_code"),
+    "numeric_string": (lambda row: _mutate("amount", f"{row['amount']:.2f}")(row), None),
+    "extra_fields": (lambda row: {**row, "promo_code": "WELCOME10", "channel": "web"}, None),
+}
+DEFAULT_RATES = {kind: (0.002 if reason else 0.05) for kind, (_, reason) in FAULTS.items()}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected fault: where it is and the rule that must catch it (None: the row is accepted)."""
+
+    file: str
+    line: int
+    kind: str
+    rule: str | None
+
+
+@dataclass
+class GenerationReport:
+    files: list[str] = field(default_factory=list)
+    lines: int = 0
+    faults: list[Fault] = field(default_factory=list)
+
+
+def _iso(ts: datetime, offset: timedelta) -> str:
+    local = ts.astimezone(timezone(offset))
+    text = local.strftime("%Y-%m-%dT%H:%M:%S")
+    return text + ("Z" if offset == timedelta(0) else local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:])
+
+
+def _day_orders(rng: random.Random, day: date, n: int, customers: int) -> tuple[list[Row], list[Row]]:
+    """New orders (placed) and their later status updates for one day."""
+    midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    placed: list[Row] = []
+    updates: list[Row] = []
+    for i in range(n):
+        ts = midnight + timedelta(seconds=rng.randrange(86_400))
+        offset = rng.choice(OFFSETS) if rng.random() < 0.3 else timedelta(0)
+        row: Row = {
+            "order_id": f"O{day:%Y%m%d}-{i:06d}",
+            "customer_id": f"C{rng.randrange(1, customers + 1):05d}",
+            "order_ts": _iso(ts, offset),
+            "status": "placed",
+            "amount": round(rng.uniform(5, 500), 2),
+            "region": rng.choice(REGIONS),
+            "updated_at": _iso(ts, offset),
+        }
+        if rng.random() < 0.6:
+            row["currency"] = rng.choice(CURRENCIES)
+        placed.append(row)
+        path = rng.choices(LIFECYCLES, weights=LIFECYCLE_WEIGHTS)[0]
+        when = ts
+        for status in path:
+            when = when + timedelta(minutes=rng.randrange(5, 600))
+            updates.append({**row, "status": status, "updated_at": _iso(when, timedelta(0))})
+    return placed, updates
+
+
+def _write(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+
+def generate(
+    landing_root: str | os.PathLike[str],
+    *,
+    days: int,
+    orders_per_day: int,
+    seed: int,
+    start: date = date(2024, 1, 1),
+    rates: dict[str, float] | None = None,
+    customers: int = 2_000,
+    progress: bool = False,
+) -> GenerationReport:
+    """Write ``days`` day folders of order files under ``<landing_root>/orders``; same arguments, same bytes."""
+    rates = {**DEFAULT_RATES, **(rates or {})}
+    unknown = set(rates) - set(FAULTS)
+    if unknown:
+        raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {sorted(FAULTS)}")
+    root = Path(landing_root) / "orders"
+    report = GenerationReport()
+    for offset in tqdm(range(days), desc="orders", unit="day", disable=not progress):
+        day = start + timedelta(days=offset)
+        rng = random.Random(f"{seed}:{day.isoformat()}")
+        placed, updates = _day_orders(rng, day, orders_per_day, customers)
+        lines: list[str | Row] = list(placed)
+        taken: set[int] = set()
+        folder = root / f"date={day.isoformat()}"
+        rel = f"orders/date={day.isoformat()}/part-000.jsonl"
+        for kind, (mutate, rule) in FAULTS.items():
+            count = round(rates[kind] * len(placed)) or (1 if rates[kind] > 0 else 0)
+            free = [i for i in range(len(placed)) if i not in taken]
+            for index in rng.sample(free, min(count, len(free))):
+                taken.add(index)
+                lines[index] = mutate(dict(placed[index]))
+                report.faults.append(Fault(rel, index + 1, kind, rule))
+        redelivered = rng.sample(updates, len(updates) // 20)
+        files = {
+            "part-000.jsonl": [x if isinstance(x, str) else json.dumps(x) for x in lines],
+            "part-001.jsonl": [json.dumps(u) for u in updates],
+            "part-002.json": [json.dumps(u) for u in redelivered],
+        }
+        if offset == 0:
+            files["part-003.jsonl"] = []
+            files["part-004.jsonl.tmp"] = [json.dumps(u) for u in updates[:5]]
+        for name, content in files.items():
+            _write(folder / name, content)
+            report.files.append(f"orders/date={day.isoformat()}/{name}")
+            report.lines += 0 if name.endswith(".tmp") else len(content)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--orders-per-day", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
+    parser.add_argument("--landing", default=os.environ.get("MEDALLION_LANDING_ROOT", "landing"))
+    parser.add_argument("--fault-rate", type=float, default=None, help="rate for every quarantining fault kind")
+    parser.add_argument("--clean", action="store_true", help="remove existing order files first")
+    args = parser.parse_args(argv)
+    if args.clean:
+        shutil.rmtree(Path(args.landing) / "orders", ignore_errors=True)
+    rates = None
+    if args.fault_rate is not None:
+        rates = {kind: args.fault_rate for kind, (_, rule) in FAULTS.items() if rule}
+    report = generate(
+        args.landing,
+        days=args.days,
+        orders_per_day=args.orders_per_day,
+        seed=args.seed,
+        start=args.start,
+        rates=rates,
+        progress=True,
+    )
+    quarantining = sum(1 for f in report.faults if f.rule)
+    print(
+        f"wrote {len(report.files)} files, {report.lines} lines under {Path(args.landing).resolve()}/orders "
+        f"({quarantining} rows that must be quarantined, {len(report.faults) - quarantining} accepted oddities)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

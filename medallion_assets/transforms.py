@@ -1,0 +1,167 @@
+"""Pure DataFrame → DataFrame transforms for the orders tables.
+
+They open no session and write nothing, so they run unchanged on Sail, any Spark Connect endpoint,
+Databricks, or classic JVM Spark (the portability tests run them on both).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from medallion_assets import orders_contract as contract
+from medallion_assets.quality.rules import REASONS, WARNINGS, evaluate, is_valid
+
+LINE_COLUMNS = ("order_date", "_source_file", "_line_number", "value")
+_RESERVED = {*contract.FIELDS, *contract.AUDIT_COLUMNS, contract.PARTITION_COLUMN}
+
+
+# -- bronze ----------------------------------------------------------------------------------------------
+def number_lines(text: DataFrame, *, source_file: str, order_date: str) -> DataFrame:
+    """Tag the rows of one file read with ``spark.read.text`` with its name, line numbers and folder date."""
+    order = Window.orderBy(F.monotonically_increasing_id())
+    return text.select(
+        F.lit(order_date).cast("date").alias("order_date"),
+        F.lit(source_file).alias("_source_file"),
+        F.row_number().over(order).cast("long").alias("_line_number"),
+        F.regexp_replace(F.col("value"), "\r$", "").alias("value"),
+    )
+
+
+def is_blank(value: Column) -> Column:
+    return F.trim(value) == ""
+
+
+def parsed_lines(lines: DataFrame) -> DataFrame:
+    """Non-blank lines with ``_json``: the line as a map of field → raw text (null when not a JSON object)."""
+    return lines.filter(~is_blank(F.col("value"))).withColumn("_json", F.from_json("value", "map<string,string>"))
+
+
+def json_keys(parsed: DataFrame) -> DataFrame:
+    """The distinct JSON keys seen across ``parsed`` lines (one column, ``key``)."""
+    return parsed.select(F.explode(F.map_keys("_json")).alias("key")).distinct()
+
+
+def extra_columns(keys: Iterable[str]) -> dict[str, str]:
+    """Bronze column name for each JSON key outside the contract (snake_case, never clashing)."""
+    columns: dict[str, str] = {}
+    for key in sorted(k for k in keys if k not in contract.FIELDS):
+        name = re.sub(r"[^0-9a-z_]", "_", key.lower()) or "_"
+        if name[0].isdigit() or name in _RESERVED:
+            name = f"x_{name}"
+        while name in columns.values() or name in _RESERVED:
+            name = f"{name}_"
+        columns[key] = name
+    return columns
+
+
+def bronze_orders(parsed: DataFrame, *, extras: Mapping[str, str], ingested_at: datetime) -> DataFrame:
+    """Bronze rows: every contract field and extra field as raw text, plus audit columns."""
+    json = F.col("_json")
+    return parsed.select(
+        F.col("order_date"),
+        *(json.getItem(f).alias(f) for f in contract.FIELDS),
+        *(json.getItem(key).alias(name) for key, name in extras.items()),
+        F.when(json.isNull(), F.col("value")).alias("_corrupt_record"),
+        F.col("_source_file"),
+        F.col("_line_number"),
+        F.lit(ingested_at).cast("timestamp").alias("_ingested_at"),
+    )
+
+
+def line_stats(lines: DataFrame) -> DataFrame:
+    """Per day: lines read, blank lines, lines that do not parse, lines missing a required field."""
+    value = F.col("value")
+    parsed = F.from_json(value, "map<string,string>")
+    missing = F.lit(False)
+    for field in contract.REQUIRED:
+        item = parsed.getItem(field)
+        missing = missing | item.isNull() | (F.trim(item) == "")
+    blank = is_blank(value)
+    return lines.groupBy("order_date").agg(
+        F.count(F.lit(1)).alias("lines"),
+        F.sum(blank.cast("long")).alias("blank"),
+        F.sum((~blank & parsed.isNull()).cast("long")).alias("corrupt"),
+        F.sum((~blank & parsed.isNotNull() & missing).cast("long")).alias("missing_required"),
+    )
+
+
+# -- silver ----------------------------------------------------------------------------------------------
+def validated_orders(bronze: DataFrame) -> DataFrame:
+    """Bronze rows with typed ``t_*`` columns, ``_quarantine_reasons``, ``_warnings`` and ``_version_rank``.
+
+    ``_version_rank`` is 1 for the row that wins among valid rows of the same order on the same day: the latest
+    ``updated_at``, then the later file name, then the later line.
+    """
+    typed = bronze.select("*", *(col.alias(f"t_{name}") for name, col in contract.typed_columns().items()))
+    checked = evaluate(typed, contract.rules())
+    latest_first = Window.partitionBy(contract.PARTITION_COLUMN, "t_order_id", "_valid").orderBy(
+        F.col("t_updated_at").desc(), F.col("_source_file").desc(), F.col("_line_number").desc()
+    )
+    return checked.withColumn("_valid", is_valid()).withColumn("_version_rank", F.row_number().over(latest_first))
+
+
+SILVER_COLUMNS = (*contract.FIELDS, "_source_file", "_line_number", "_ingested_at", contract.PARTITION_COLUMN)
+
+
+def silver_orders(validated: DataFrame) -> DataFrame:
+    """One typed row per order and day: the latest valid version."""
+    kept = validated.filter(F.col("_valid") & (F.col("_version_rank") == 1))
+    return kept.select(
+        *(F.col(f"t_{f}").alias(f) for f in contract.FIELDS),
+        "_source_file",
+        "_line_number",
+        "_ingested_at",
+        contract.PARTITION_COLUMN,
+    )
+
+
+def quarantined_orders(validated: DataFrame, bronze_columns: Iterable[str], *, quarantined_at: datetime) -> DataFrame:
+    """Rows that failed a drop/fail rule, with every source column and every failed rule's name."""
+    return validated.filter(~F.col("_valid")).select(
+        *bronze_columns,
+        F.col(REASONS),
+        F.lit(quarantined_at).cast("timestamp").alias("_quarantined_at"),
+    )
+
+
+def silver_stats(validated: DataFrame, rule_names: Iterable[str]) -> DataFrame:
+    """Per day: rows in, valid, kept (latest versions), quarantined, warned, and failures per rule."""
+    valid = F.col("_valid")
+    reasons = F.concat(F.col(REASONS), F.col(WARNINGS))
+    return validated.groupBy(contract.PARTITION_COLUMN).agg(
+        F.count(F.lit(1)).alias("rows_in"),
+        F.sum(valid.cast("long")).alias("valid"),
+        F.sum((valid & (F.col("_version_rank") == 1)).cast("long")).alias("kept"),
+        F.sum((F.size(F.col(WARNINGS)) > 0).cast("long")).alias("warned"),
+        *(F.sum(F.array_contains(reasons, name).cast("long")).alias(f"rule:{name}") for name in rule_names),
+    )
+
+
+# -- gold ------------------------------------------------------------------------------------------------
+def daily_sales(silver: DataFrame) -> DataFrame:
+    """One row per day and region: sale orders, revenue, average order value, customers, cancels, returns."""
+    sale = F.col("status").isin(*contract.SALE_STATUSES)
+    revenue = F.coalesce(F.sum(F.when(sale, F.col("amount"))), F.lit(0)).cast(contract.AMOUNT_TYPE)
+    grouped = silver.groupBy(contract.PARTITION_COLUMN, "region").agg(
+        F.sum(sale.cast("long")).alias("orders"),
+        revenue.alias("revenue"),
+        F.countDistinct(F.when(sale, F.col("customer_id"))).alias("customers"),
+        F.sum((F.col("status") == "cancelled").cast("long")).alias("cancelled"),
+        F.sum((F.col("status") == "returned").cast("long")).alias("returned"),
+    )
+    aov = F.when(F.col("orders") > 0, (F.col("revenue") / F.col("orders")).cast(contract.AMOUNT_TYPE))
+    return grouped.select(
+        contract.PARTITION_COLUMN,
+        "region",
+        "orders",
+        "revenue",
+        aov.alias("avg_order_value"),
+        "customers",
+        "cancelled",
+        "returned",
+    )

@@ -1,0 +1,44 @@
+"""Strict parsing of daily partition keys: every predicate the store builds starts here."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import date, timedelta
+
+from resources.errors import InvalidPartitionKey
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_day(key: str | date) -> date:
+    """Parse a partition key as a strict ``YYYY-MM-DD`` date; anything else raises ``InvalidPartitionKey``."""
+    if isinstance(key, date):
+        return key
+    if not isinstance(key, str) or not _DAY.fullmatch(key):
+        raise InvalidPartitionKey(f"partition key {key!r} is not a YYYY-MM-DD date")
+    try:
+        return date.fromisoformat(key)
+    except ValueError as exc:
+        raise InvalidPartitionKey(f"partition key {key!r} is not a valid calendar date: {exc}") from None
+
+
+def parse_days(keys: Iterable[str | date]) -> list[date]:
+    """Parse, de-duplicate and sort partition keys; an empty selection is an error."""
+    days = sorted({parse_day(k) for k in keys})
+    if not days:
+        raise InvalidPartitionKey("no partition keys given")
+    return days
+
+
+def day_range(start: str | date, end: str | date) -> list[date]:
+    """Every day from ``start`` to ``end`` inclusive."""
+    first, last = parse_day(start), parse_day(end)
+    if last < first:
+        raise InvalidPartitionKey(f"partition range {first}..{last} ends before it starts")
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def is_contiguous(days: list[date]) -> bool:
+    """True when sorted ``days`` have no gaps."""
+    return (days[-1] - days[0]).days + 1 == len(days)
