@@ -23,12 +23,18 @@ _RESERVED = {*contract.FIELDS, *contract.AUDIT_COLUMNS, contract.PARTITION_COLUM
 # -- bronze ----------------------------------------------------------------------------------------------
 def number_lines(text: DataFrame, *, source_file: str, order_date: str) -> DataFrame:
     """Tag the rows of one file read with ``spark.read.text`` with its name, line numbers and folder date."""
-    order = Window.orderBy(F.monotonically_increasing_id())
-    return text.select(
+    tagged = text.select(
         F.lit(order_date).cast("date").alias("order_date"),
         F.lit(source_file).alias("_source_file"),
-        F.row_number().over(order).cast("long").alias("_line_number"),
+        F.monotonically_increasing_id().alias("_read_order"),
         F.regexp_replace(F.col("value"), "\r$", "").alias("value"),
+    )
+    in_file_order = Window.partitionBy("_source_file").orderBy("_read_order")
+    return tagged.select(
+        "order_date",
+        "_source_file",
+        F.row_number().over(in_file_order).cast("long").alias("_line_number"),
+        "value",
     )
 
 

@@ -1,0 +1,130 @@
+"""Every table-store verb against real Delta tables written by Sail and read back with deltalake."""
+
+from datetime import date
+
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import SparkSession
+
+from resources.delta_store import DeltaTableStore
+from resources.errors import InvalidPartitionKey, InvalidTableName
+
+SCHEMA = "k string, v long, d date"
+
+
+def rows(spark: SparkSession, *items: tuple[str, int, str]):
+    return spark.createDataFrame([(k, v, date.fromisoformat(d)) for k, v, d in items], SCHEMA)
+
+
+def content(store: DeltaTableStore, table: str) -> list[tuple]:
+    t = DeltaTable(store.table_uri(table)).to_pyarrow_table().to_pylist()
+    return sorted((r["k"], r["v"], r["d"].isoformat()) for r in t)
+
+
+def seed(spark: SparkSession, store: DeltaTableStore) -> None:
+    days = ["2024-01-01", "2024-01-02", "2024-01-03"]
+    data = rows(spark, ("a", 1, days[0]), ("b", 2, days[1]), ("c", 3, days[2]))
+    store.replace_partitions("silver/t", data, partition_column="d", days=days)
+
+
+def test_table_layout_and_names(store: DeltaTableStore) -> None:
+    assert store.table_uri("silver/orders") == f"{store.root_uri}/silver/orders"
+    for bad in ["orders", "silver/Orders", "silver/../x", "a/b/c", "silver/orders; x"]:
+        with pytest.raises(InvalidTableName):
+            store.table_uri(bad)
+
+
+def test_root_defaults_to_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("MEDALLION_LAKEHOUSE_ROOT", str(tmp_path / "lh"))
+    assert DeltaTableStore().table_uri("gold/x") == f"{tmp_path}/lh/gold/x"
+
+
+def test_replace_one_partition_leaves_the_others(spark: SparkSession, store: DeltaTableStore) -> None:
+    seed(spark, store)
+    result = store.replace_partitions(
+        "silver/t",
+        rows(spark, ("b2", 20, "2024-01-02"), ("b3", 21, "2024-01-02")),
+        partition_column="d",
+        days=["2024-01-02"],
+    )
+    assert result.version == 1 and result.partitions == ("2024-01-02",)
+    assert content(store, "silver/t") == [
+        ("a", 1, "2024-01-01"),
+        ("b2", 20, "2024-01-02"),
+        ("b3", 21, "2024-01-02"),
+        ("c", 3, "2024-01-03"),
+    ]
+
+
+def test_rows_outside_the_partitions_are_not_written(spark: SparkSession, store: DeltaTableStore) -> None:
+    seed(spark, store)
+    stray = rows(spark, ("x", 9, "2024-01-02"), ("stray", 99, "2024-01-03"), ("new", 7, "2024-01-09"))
+    store.replace_partitions("silver/t", stray, partition_column="d", days=["2024-01-02"])
+    assert content(store, "silver/t") == [("a", 1, "2024-01-01"), ("c", 3, "2024-01-03"), ("x", 9, "2024-01-02")]
+
+
+def test_replace_a_range_and_empty_days(spark: SparkSession, store: DeltaTableStore) -> None:
+    seed(spark, store)
+    store.replace_partitions(
+        "silver/t", rows(spark, ("n", 5, "2024-01-03")), partition_column="d", days=["2024-01-02", "2024-01-03"]
+    )
+    # 01-02 had no incoming rows: it is now empty, never stale.
+    assert content(store, "silver/t") == [("a", 1, "2024-01-01"), ("n", 5, "2024-01-03")]
+
+
+def test_rerun_is_idempotent(spark: SparkSession, store: DeltaTableStore) -> None:
+    seed(spark, store)
+    before = content(store, "silver/t")
+    seed(spark, store)
+    assert content(store, "silver/t") == before
+    assert store.version("silver/t") == 1
+
+
+def test_injected_key_is_rejected_by_every_verb(spark: SparkSession, store: DeltaTableStore) -> None:
+    seed(spark, store)
+    evil = "2024-01-01' OR '1'='1"
+    with pytest.raises(InvalidPartitionKey):
+        store.replace_partitions("silver/t", rows(spark), partition_column="d", days=[evil])
+    with pytest.raises(InvalidPartitionKey):
+        store.read(spark, "silver/t", partition_column="d", days=[evil])
+    assert len(content(store, "silver/t")) == 3
+
+
+def test_schema_evolves_for_new_columns_and_fills_missing_ones(spark: SparkSession, store: DeltaTableStore) -> None:
+    seed(spark, store)
+    wider = spark.createDataFrame([("e", 5, "promo", date(2024, 1, 2))], "k string, v long, extra string, d date")
+    result = store.replace_partitions("silver/t", wider, partition_column="d", days=["2024-01-02"])
+    assert result.added_columns == ("extra",)
+    narrower = spark.createDataFrame([("f", date(2024, 1, 3))], "k string, d date")
+    store.replace_partitions("silver/t", narrower, partition_column="d", days=["2024-01-03"])
+    table = {r["k"]: r for r in DeltaTable(store.table_uri("silver/t")).to_pyarrow_table().to_pylist()}
+    assert table["e"]["extra"] == "promo" and table["a"]["extra"] is None
+    assert table["f"]["v"] is None and set(table) == {"a", "e", "f"}
+
+
+def test_read_by_days(spark: SparkSession, store: DeltaTableStore) -> None:
+    seed(spark, store)
+    got = store.read(spark, "silver/t", partition_column="d", days=["2024-01-01", "2024-01-03"]).collect()
+    assert sorted(r.k for r in got) == ["a", "c"]
+    with pytest.raises(ValueError, match="partition column"):
+        store.read(spark, "silver/t", days=["2024-01-01"])
+
+
+def test_merge_upserts_by_key(spark: SparkSession, store: DeltaTableStore) -> None:
+    first = spark.createDataFrame([("a", 1), ("b", 2)], "k string, v long")
+    store.merge("silver/dim", first, keys=["k"])
+    store.merge("silver/dim", spark.createDataFrame([("b", 20), ("c", 3)], "k string, v long"), keys=["k"])
+    got = sorted((r["k"], r["v"]) for r in DeltaTable(store.table_uri("silver/dim")).to_pyarrow_table().to_pylist())
+    assert got == [("a", 1), ("b", 20), ("c", 3)]
+    assert store.version("silver/dim") == 1
+    with pytest.raises(InvalidTableName):
+        store.merge("silver/dim", first, keys=["k = k OR 1"])
+
+
+def test_version_and_history_come_from_deltalake(spark: SparkSession, store: DeltaTableStore) -> None:
+    assert store.version("silver/t") is None and store.history("silver/t") == []
+    seed(spark, store)
+    seed(spark, store)
+    history = store.history("silver/t")
+    assert store.version("silver/t") == 1
+    assert [h["version"] for h in history] == [1, 0]

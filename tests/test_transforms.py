@@ -1,0 +1,184 @@
+"""The pure transforms on tiny hand-made frames, on Sail."""
+
+import json
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+from medallion_assets import orders_contract as contract
+from medallion_assets import transforms
+
+DAY = "2024-01-02"
+NOW = datetime(2024, 1, 3, 1, 0, tzinfo=timezone.utc)
+
+
+def order(**overrides) -> dict:
+    row = {
+        "order_id": "o1",
+        "customer_id": "c1",
+        "order_ts": "2024-01-02T10:00:00Z",
+        "status": "paid",
+        "amount": 10.5,
+        "region": "north",
+        "updated_at": "2024-01-02T10:00:00Z",
+    }
+    row.update(overrides)
+    return {k: v for k, v in row.items() if v is not ...}
+
+
+def lines(spark: SparkSession, *items: str | dict, file: str = "orders/date=2024-01-02/a.jsonl") -> DataFrame:
+    data = [
+        (date.fromisoformat(DAY), file, i, x if isinstance(x, str) else json.dumps(x)) for i, x in enumerate(items, 1)
+    ]
+    return spark.createDataFrame(data, "order_date date, _source_file string, _line_number long, value string")
+
+
+def bronze(df: DataFrame) -> DataFrame:
+    parsed = transforms.parsed_lines(df)
+    extras = transforms.extra_columns(r.key for r in transforms.json_keys(parsed).collect())
+    return transforms.bronze_orders(parsed, extras=extras, ingested_at=NOW)
+
+
+def reasons(spark: SparkSession, *items) -> dict[int, list[str]]:
+    validated = transforms.validated_orders(bronze(lines(spark, *items)))
+    return {r._line_number: sorted(r._quarantine_reasons) for r in validated.collect()}
+
+
+def test_number_lines_matches_the_file(spark: SparkSession, tmp_path: Path) -> None:
+    path = tmp_path / "f.jsonl"
+    text = [f'{{"i": {i}}}' for i in range(5_000)]
+    path.write_text("\r\n".join(text) + "\r\n")
+    numbered = transforms.number_lines(spark.read.text(str(path)), source_file="x", order_date=DAY).collect()
+    assert [(r._line_number, r.value) for r in sorted(numbered, key=lambda r: r._line_number)] == [
+        (i + 1, t) for i, t in enumerate(text)
+    ]
+    assert {r._source_file for r in numbered} == {"x"} and {r.order_date for r in numbered} == {date(2024, 1, 2)}
+
+
+def test_bronze_keeps_raw_text_corrupt_lines_and_extra_fields(spark: SparkSession) -> None:
+    rows = bronze(
+        lines(spark, order(amount="12.50", **{"Promo Code": "X1"}), "not json", "   ", "[1, 2]", order(amount=7))
+    ).collect()
+    assert len(rows) == 4  # the blank line is not a row
+    first, corrupt, array, last = sorted(rows, key=lambda r: r._line_number)
+    assert first.amount == "12.50" and first.promo_code == "X1" and first._corrupt_record is None
+    assert corrupt.order_id is None and corrupt._corrupt_record == "not json"
+    assert array._corrupt_record == "[1, 2]"
+    assert last.amount == "7" and last.promo_code is None and last._ingested_at == NOW.replace(tzinfo=None)
+
+
+def test_extra_column_names_never_clash() -> None:
+    cols = transforms.extra_columns(["order_id", "Promo Code", "promo_code", "1st", "_source_file"])
+    assert cols == {
+        "1st": "x_1st",
+        "Promo Code": "promo_code",
+        "_source_file": "x__source_file",
+        "promo_code": "promo_code_",
+    }
+
+
+def test_each_contract_rule_names_its_failure(spark: SparkSession) -> None:
+    got = reasons(
+        spark,
+        order(),  # 1 valid
+        order(order_id=...),  # 2
+        order(customer_id=""),  # 3
+        order(amount=-1),  # 4
+        order(amount=1_000_000),  # 5
+        order(amount="abc"),  # 6
+        order(amount=True),  # 7
+        order(status="pending"),  # 8
+        order(order_ts="2024-01-02 10:00"),  # 9
+        order(order_ts="2024-01-02T10:00:00"),  # 10 no offset
+        order(order_ts="2024-01-01T23:00:00Z"),  # 11 other day
+        order(order_ts="2024-01-02T01:00:00+02:00"),  # 12 -> 2024-01-01 UTC
+        order(currency="usd"),  # 13
+        order(updated_at="soon"),  # 14
+        "{broken",  # 15
+        order(amount=..., region=..., status="nope"),  # 16 several at once
+        order(amount="0.004"),  # 17 rounds to 0.00
+    )
+    assert got == {
+        1: [],
+        2: ["order_id_present"],
+        3: ["customer_id_present"],
+        4: ["amount_in_range"],
+        5: ["amount_in_range"],
+        6: ["amount_numeric"],
+        7: ["amount_numeric"],
+        8: ["status_known"],
+        9: ["order_ts_iso8601"],
+        10: ["order_ts_iso8601"],
+        11: ["order_ts_in_folder_date"],
+        12: ["order_ts_in_folder_date"],
+        13: ["currency_code"],
+        14: ["updated_at_iso8601"],
+        15: ["json_object"],
+        16: ["amount_present", "region_present", "status_known"],
+        17: ["amount_in_range"],
+    }
+
+
+def test_silver_types_values(spark: SparkSession) -> None:
+    validated = transforms.validated_orders(
+        bronze(
+            lines(
+                spark,
+                order(order_id="a", amount="12.345", order_ts="2024-01-02T23:30:00+00:30"),
+                order(order_id="b", amount=1e3, currency="EUR", updated_at="2024-01-03T05:00:00.5+05:00"),
+            )
+        )
+    )
+    silver = {r.order_id: r for r in transforms.silver_orders(validated).collect()}
+    assert silver["a"].amount == Decimal("12.35") and silver["a"].currency == contract.DEFAULT_CURRENCY
+    assert silver["a"].order_ts == datetime(2024, 1, 2, 23, 0)
+    assert silver["b"].amount == Decimal("1000.00") and silver["b"].currency == "EUR"
+    assert silver["b"].updated_at == datetime(2024, 1, 3, 0, 0, 0, 500000)
+
+
+def test_latest_version_wins_with_file_then_line_tie_breaks(spark: SparkSession) -> None:
+    early = order(status="placed", updated_at="2024-01-02T10:00:00Z")
+    late = order(status="paid", updated_at="2024-01-02T12:00:00Z")
+    tie = order(status="shipped", updated_at="2024-01-02T12:00:00Z")
+    a = lines(spark, late, early, file="orders/date=2024-01-02/a.jsonl")
+    b = lines(spark, tie, order(order_id="o2"), tie | {"status": "delivered"}, file="orders/date=2024-01-02/b.jsonl")
+    validated = transforms.validated_orders(bronze(a.unionByName(b)))
+    silver = {
+        r.order_id: (r.status, r._source_file[-7:], r._line_number)
+        for r in transforms.silver_orders(validated).collect()
+    }
+    assert silver == {"o1": ("delivered", "b.jsonl", 3), "o2": ("paid", "b.jsonl", 2)}
+    stats = transforms.silver_stats(validated, []).collect()[0]
+    assert (stats.rows_in, stats.valid, stats.kept) == (5, 5, 2)
+
+
+def test_quarantine_keeps_source_columns_and_every_reason(spark: SparkSession) -> None:
+    b = bronze(lines(spark, order(), order(amount=..., status="x", extra="kept"), "oops"))
+    q = transforms.quarantined_orders(transforms.validated_orders(b), b.columns, quarantined_at=NOW).collect()
+    by_line = {r._line_number: r for r in q}
+    assert set(by_line) == {2, 3}
+    assert sorted(by_line[2]._quarantine_reasons) == ["amount_present", "status_known"]
+    assert by_line[2].extra == "kept" and by_line[2].status == "x"
+    assert by_line[3]._quarantine_reasons == ["json_object"] and by_line[3]._corrupt_record == "oops"
+
+
+def test_daily_sales(spark: SparkSession) -> None:
+    silver = spark.createDataFrame(
+        [
+            ("1", "c1", "paid", Decimal("10.00"), "n"),
+            ("2", "c1", "shipped", Decimal("5.55"), "n"),
+            ("3", "c2", "delivered", Decimal("4.45"), "n"),
+            ("4", "c3", "cancelled", Decimal("99.00"), "n"),
+            ("5", "c4", "returned", Decimal("1.00"), "s"),
+            ("6", "c4", "placed", Decimal("3.00"), "s"),
+        ],
+        "order_id string, customer_id string, status string, amount decimal(18,2), region string",
+    ).withColumn("order_date", __import__("pyspark.sql.functions", fromlist=["lit"]).lit(DAY).cast("date"))
+    got = {r.region: r.asDict() for r in transforms.daily_sales(silver).collect()}
+    assert got["n"]["orders"] == 3 and got["n"]["revenue"] == Decimal("20.00")
+    assert got["n"]["avg_order_value"] == Decimal("6.67") and got["n"]["customers"] == 2
+    assert (got["n"]["cancelled"], got["n"]["returned"]) == (1, 0)
+    assert got["s"]["orders"] == 0 and got["s"]["revenue"] == Decimal("0.00") and got["s"]["avg_order_value"] is None
+    assert (got["s"]["customers"], got["s"]["returned"]) == (0, 1)
