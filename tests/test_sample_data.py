@@ -1,0 +1,86 @@
+"""The sample data generator: deterministic, and it writes every fault it promises."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from medallion_assets.sample_data import FAULTS, generate, main
+
+
+def digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_same_arguments_same_bytes(tmp_path: Path) -> None:
+    generate(tmp_path / "a", days=2, orders_per_day=30, seed=1)
+    generate(tmp_path / "b", days=2, orders_per_day=30, seed=1)
+    generate(tmp_path / "c", days=2, orders_per_day=30, seed=2)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    assert digest(tmp_path / "a") != digest(tmp_path / "c")
+
+
+def test_every_fault_kind_is_written_where_reported(tmp_path: Path) -> None:
+    report = generate(tmp_path, days=1, orders_per_day=100, seed=3)
+    assert {f.kind for f in report.faults} == set(FAULTS)
+    folder = tmp_path / "orders" / "date=2024-01-01"
+    lines = (folder / "part-000.jsonl").read_text().splitlines()
+    for fault in report.faults:
+        line = lines[fault.line - 1]
+        if fault.kind == "unparseable_line":
+            with pytest.raises(json.JSONDecodeError):
+                json.loads(line)
+            continue
+        row = json.loads(line)
+        expected = {
+            "missing_order_id": lambda r: "order_id" not in r,
+            "missing_customer_id": lambda r: "customer_id" not in r,
+            "missing_amount": lambda r: "amount" not in r,
+            "missing_region": lambda r: r["region"] == "",
+            "negative_amount": lambda r: r["amount"] < 0,
+            "huge_amount": lambda r: r["amount"] >= 1_000_000,
+            "unknown_status": lambda r: r["status"] == "pending",
+            "bad_timestamp": lambda r: r["order_ts"].startswith("2024-13"),
+            "wrong_type": lambda r: isinstance(r["amount"], dict),
+            "date_mismatch": lambda r: r["order_ts"].startswith("2023-12-31"),
+            "bad_currency": lambda r: r["currency"] == "usd",
+            "numeric_string": lambda r: isinstance(r["amount"], str),
+            "extra_fields": lambda r: "promo_code" in r,
+        }[fault.kind]
+        assert expected(row), (fault, row)
+    assert (folder / "part-003.jsonl").stat().st_size == 0
+    assert (folder / "part-004.jsonl.tmp").stat().st_size > 0
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "part-000.jsonl",
+        "part-001.jsonl",
+        "part-002.json",
+        "part-003.jsonl",
+        "part-004.jsonl.tmp",
+    ]
+
+
+def test_rates_are_configurable_and_validated(tmp_path: Path) -> None:
+    report = generate(tmp_path, days=1, orders_per_day=100, seed=3, rates={k: 0.0 for k in FAULTS})
+    assert report.faults == []
+    with pytest.raises(ValueError, match="unknown fault kinds"):
+        generate(tmp_path, days=1, orders_per_day=10, seed=3, rates={"typo": 0.1})
+
+
+def test_cli_writes_day_folders(tmp_path: Path, capsys) -> None:
+    assert (
+        main(
+            ["--days", "3", "--orders-per-day", "5", "--seed", "4", "--landing", str(tmp_path), "--start", "2024-02-28"]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "orders").iterdir()) == [
+        "date=2024-02-28",
+        "date=2024-02-29",
+        "date=2024-03-01",
+    ]
+    assert "must be quarantined" in capsys.readouterr().out
