@@ -4,6 +4,7 @@ Delta jars can't be fetched here, so both engines read the same landing files an
 in memory; no Delta on the JVM side.
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,12 @@ from medallion_assets.sample_data import generate
 OUTPUTS = ("line_stats", "bronze", "silver", "quarantine", "silver_stats", "gold")
 
 
+# pyspark marks the test process as Connect-only once a Connect session exists; the JVM child must not inherit it.
+CONNECT_ENV = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE", "MASTER")
+
+
 def run(engine: str, landing: Path, out: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in CONNECT_ENV}
     proc = subprocess.run(
         [
             sys.executable,
@@ -29,6 +35,7 @@ def run(engine: str, landing: Path, out: Path) -> None:
             "2024-03-01,2024-03-02",
         ],
         cwd=Path(__file__).resolve().parents[1],
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
