@@ -1,6 +1,9 @@
-"""``bronze/orders``: every line of every landed order file, as raw strings with audit columns."""
+"""``bronze/orders``: every line of every landed order file, as raw strings with audit columns.
 
-import time
+Gate: the share of lines that parse as JSON objects and carry every required field must reach the bronze
+threshold (90 % by default); a day under it is not published.
+"""
+
 from datetime import datetime, timezone
 from functools import reduce
 
@@ -10,13 +13,15 @@ from pyspark.sql import DataFrame, SparkSession
 from medallion_assets import orders_contract as contract
 from medallion_assets import transforms
 from medallion_assets.partitions import DAILY, RANGE_POLICY, run_days
-from medallion_assets.quality.thresholds import passes, threshold
-from medallion_assets.reporting import per_day_table, write_metadata
+from medallion_assets.quality.gate import GATE_CHECK, GateContext, decide, finish
+from medallion_assets.quality.thresholds import threshold
+from medallion_assets.reporting import write_metadata
 from resources.delta_store import DeltaTableStore
 from resources.engine import SparkEngine
 from resources.landing import LandingZone
 
 TABLE = "bronze/orders"
+KEY = ["bronze", "orders"]
 LINES_SCHEMA = "order_date date, _source_file string, _line_number long, value string"
 
 
@@ -39,68 +44,56 @@ def read_lines(spark: SparkSession, landing: LandingZone, days: list[str]) -> tu
     return union_all(frames), len(frames)
 
 
+def gate_stats(row: dict) -> dict:
+    """Line statistics in the gate's terms: every non-blank line is published; bad lines count as failures."""
+    rows_in = row["lines"] - row["blank"]
+    return {
+        "rows_in": rows_in,
+        "valid": rows_in - row["corrupt"] - row["missing_required"],
+        "kept": rows_in,
+        "quarantined": 0,
+        "superseded": 0,
+        "rule:json_object": row["corrupt"],
+        "rule:required_fields_present": row["missing_required"],
+    }
+
+
 @dg.asset(
-    key=["bronze", "orders"],
+    key=KEY,
     partitions_def=DAILY,
     backfill_policy=RANGE_POLICY,
     group_name="orders",
     kinds={"spark", "delta"},
-    check_specs=[dg.AssetCheckSpec("lines_parse", asset=["bronze", "orders"])],
+    check_specs=[dg.AssetCheckSpec(GATE_CHECK, asset=KEY, partitions_def=DAILY)],
     description="Every line of every ready order file of the day, raw strings plus _source_file, "
     "_line_number, _ingested_at and _corrupt_record for lines that are not JSON objects.",
 )
 def bronze_orders(
     context: dg.AssetExecutionContext, engine: SparkEngine, store: DeltaTableStore, landing: LandingZone
 ) -> dg.MaterializeResult:
-    started = time.monotonic()
+    started = datetime.now(timezone.utc)
     days = run_days(context)
     spark = engine.get_session()
     lines, files = read_lines(spark, landing, days)
     parsed = transforms.parsed_lines(lines)
     extras = transforms.extra_columns(r.key for r in transforms.json_keys(parsed).collect())
-    bronze = transforms.bronze_orders(parsed, extras=extras, ingested_at=datetime.now(timezone.utc))
-    stats = {r.order_date.isoformat(): r.asDict() for r in transforms.line_stats(lines).collect()}
-    write = store.replace_partitions(TABLE, bronze, partition_column=contract.PARTITION_COLUMN, days=days)
-
-    minimum = threshold(TABLE)
-    per_day = []
-    for day in days:
-        s = stats.get(day) or {"lines": 0, "blank": 0, "corrupt": 0, "missing_required": 0}
-        rows = s["lines"] - s["blank"]
-        good = rows - s["corrupt"] - s["missing_required"]
-        per_day.append(
-            {
-                "day": day,
-                "rows": rows,
-                "good": good,
-                "blank_lines": s["blank"],
-                "corrupt": s["corrupt"],
-                "pass_rate": good / rows if rows else 1.0,
-            }
-        )
-    rows_out = sum(d["rows"] for d in per_day)
-    good_rows = sum(d["good"] for d in per_day)
-    failing = [d["day"] for d in per_day if not passes(d["good"], d["rows"], minimum)]
-    check = dg.AssetCheckResult(
-        check_name="lines_parse",
-        passed=not failing,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"threshold": minimum, "days_below_threshold": dg.MetadataValue.json(failing)},
-        description=f"share of lines that parse and carry every required field ≥ {minimum:.0%}",
-    )
-    return dg.MaterializeResult(
+    bronze = transforms.bronze_orders(parsed, extras=extras, ingested_at=started)
+    stats = {r.order_date.isoformat(): gate_stats(r.asDict()) for r in transforms.line_stats(lines).collect()}
+    outcomes = decide(days, stats, threshold(TABLE))
+    published = [o.day for o in outcomes if o.passed]
+    write = None
+    if published:
+        write = store.replace_partitions(TABLE, bronze, partition_column=contract.PARTITION_COLUMN, days=published)
+    return finish(
+        GateContext(context, store, spark, TABLE, engine.resolved_mode, started),
+        outcomes,
+        version=write.version if write else None,
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(rows_out),
-            "rows_in": dg.MetadataValue.int(sum(d["rows"] + d["blank_lines"] for d in per_day)),
-            "rows_out": dg.MetadataValue.int(rows_out),
-            "corrupt_lines": dg.MetadataValue.int(sum(d["corrupt"] for d in per_day)),
-            "pass_rate": dg.MetadataValue.float(good_rows / rows_out if rows_out else 1.0),
             "files": dg.MetadataValue.int(files),
             "extra_fields": dg.MetadataValue.json(sorted(extras.values())),
-            "partitions": dg.MetadataValue.json(days),
-            "per_day": per_day_table(per_day),
-            "seconds": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
             **write_metadata(write),
         },
-        check_results=[check],
+        samples=lambda bad: [
+            r.asDict() for r in lines.filter(lines.order_date.isin(bad)).filter("value is not null").limit(3).collect()
+        ],
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from medallion_assets.quality.rules import Rule
+from medallion_assets.quality.rules import Rule, RuleSet
 
 SOURCE = "orders"
 PARTITION_COLUMN = "order_date"
@@ -29,6 +29,7 @@ STATUSES: tuple[str, ...] = ("placed", "paid", "shipped", "delivered", "cancelle
 SALE_STATUSES: tuple[str, ...] = ("paid", "shipped", "delivered")
 DEFAULT_CURRENCY = "USD"
 MAX_AMOUNT = 1_000_000
+REVIEW_AMOUNT = 50_000
 AMOUNT_TYPE = "decimal(18,2)"
 
 # ISO-8601 extended format with seconds and an explicit offset or Z.
@@ -125,9 +126,25 @@ def rules() -> tuple[Rule, ...]:
             f"0 < amount < {MAX_AMOUNT:,}",
         ),
         _field_rule("currency_code", lambda: F.col("t_currency").rlike(CURRENCY), "currency is 3 upper-case letters"),
+        Rule(
+            "amount_below_review_limit",
+            lambda: F.col("t_amount").isNull() | (F.col("t_amount") < REVIEW_AMOUNT),
+            action="warn",
+            description=f"amounts of {REVIEW_AMOUNT:,} or more are kept but flagged for review",
+        ),
         _field_rule(
             "updated_at_iso8601",
             lambda: _when_present("updated_at", lambda: F.col("t_updated_at").isNotNull()),
             "updated_at is ISO-8601 with an offset or Z",
         ),
     )
+
+
+#: Columns the rules may read: bronze's raw fields, audit columns, the partition and the typed ``t_*`` values.
+RULE_COLUMNS: tuple[str, ...] = (
+    *FIELDS,
+    *AUDIT_COLUMNS,
+    PARTITION_COLUMN,
+    *(f"t_{f}" for f in FIELDS),
+)
+RULES = RuleSet.build("silver/orders", columns=RULE_COLUMNS, rules=rules(), partition_column=PARTITION_COLUMN)

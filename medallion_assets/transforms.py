@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from medallion_assets import orders_contract as contract
-from medallion_assets.quality.rules import REASONS, WARNINGS, evaluate, is_valid
+from medallion_assets.quality.rules import REASONS, evaluate, is_valid, rule_stats
 
 LINE_COLUMNS = ("order_date", "_source_file", "_line_number", "value")
 _RESERVED = {*contract.FIELDS, *contract.AUDIT_COLUMNS, contract.PARTITION_COLUMN}
@@ -104,7 +104,7 @@ def validated_orders(bronze: DataFrame) -> DataFrame:
     ``updated_at``, then the later file name, then the later line.
     """
     typed = bronze.select("*", *(col.alias(f"t_{name}") for name, col in contract.typed_columns().items()))
-    checked = evaluate(typed, contract.rules())
+    checked = evaluate(typed, contract.RULES)
     latest_first = Window.partitionBy(contract.PARTITION_COLUMN, "t_order_id", "_valid").orderBy(
         F.col("t_updated_at").desc(), F.col("_source_file").desc(), F.col("_line_number").desc()
     )
@@ -136,16 +136,9 @@ def quarantined_orders(validated: DataFrame, bronze_columns: Iterable[str], *, q
 
 
 def silver_stats(validated: DataFrame, rule_names: Iterable[str]) -> DataFrame:
-    """Per day: rows in, valid, kept (latest versions), quarantined, warned, and failures per rule."""
-    valid = F.col("_valid")
-    reasons = F.concat(F.col(REASONS), F.col(WARNINGS))
-    return validated.groupBy(contract.PARTITION_COLUMN).agg(
-        F.count(F.lit(1)).alias("rows_in"),
-        F.sum(valid.cast("long")).alias("valid"),
-        F.sum((valid & (F.col("_version_rank") == 1)).cast("long")).alias("kept"),
-        F.sum((F.size(F.col(WARNINGS)) > 0).cast("long")).alias("warned"),
-        *(F.sum(F.array_contains(reasons, name).cast("long")).alias(f"rule:{name}") for name in rule_names),
-    )
+    """Per day: rows in, valid, kept (latest versions), warned, fail-rule violations, failures per rule."""
+    kept = F.col("_valid") & (F.col("_version_rank") == 1)
+    return rule_stats(validated, contract.PARTITION_COLUMN, rule_names, kept=kept)
 
 
 # -- gold ------------------------------------------------------------------------------------------------

@@ -139,6 +139,12 @@ class DeltaTableStore(dg.ConfigurableResource):
         rows.write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri)
         return WriteResult(table, uri, self.version(table) or 0, "replace_partitions", keys, added)
 
+    def append(self, table: str, df: DataFrame) -> WriteResult:
+        """Append ``df`` to ``table`` (created if absent; new columns merged into the schema)."""
+        uri = self.table_uri(table)
+        df.write.format("delta").mode("append").option("mergeSchema", "true").save(uri)
+        return WriteResult(table, uri, self.version(table) or 0, "append")
+
     def overwrite(self, table: str, df: DataFrame) -> WriteResult:
         """Replace the whole of an unpartitioned ``table`` (schema may change)."""
         uri = self.table_uri(table)

@@ -28,8 +28,10 @@ def test_assets_are_daily_partitioned_tables_with_checks() -> None:
     }
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert checks == {
-        ("bronze/orders", "lines_parse"),
+        ("bronze/orders", "quality_gate"),
+        ("silver/orders", "quality_gate"),
         ("silver/orders", "row_accounting"),
         ("silver/orders", "order_id_unique"),
-        ("gold/daily_sales", "revenue_reconciles"),
+        ("gold/daily_sales", "quality_gate"),
+        ("gold/daily_sales", "totals_reconcile"),
     }
