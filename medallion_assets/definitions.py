@@ -6,12 +6,18 @@ import dagster as dg
 
 from medallion_assets.bronze import bronze_orders
 from medallion_assets.gold import gold_daily_sales
+from medallion_assets.quality.checks import pandera_check
+from medallion_assets.quality.schemas import GoldDailySales, SilverOrders
 from medallion_assets.silver import silver_orders
 from resources.delta_store import DeltaTableStore
 from resources.engine import SparkEngine
 from resources.landing import LandingZone
 
 ASSETS = [bronze_orders, silver_orders, gold_daily_sales]
+CHECKS = [
+    pandera_check(silver_orders, "silver/orders", SilverOrders, "order_date"),
+    pandera_check(gold_daily_sales, "gold/daily_sales", GoldDailySales, "order_date"),
+]
 
 
 def build_resources() -> dict[str, object]:
@@ -21,6 +27,7 @@ def build_resources() -> dict[str, object]:
 
 defs = dg.Definitions(
     assets=ASSETS,
+    asset_checks=CHECKS,
     resources=build_resources(),
     # One process per run: the embedded Sail server starts once and every step shares it.
     executor=dg.in_process_executor,

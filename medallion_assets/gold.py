@@ -103,7 +103,7 @@ def gold_daily_sales(
     if todo:
         silver = store.read(spark, UPSTREAM, partition_column=PART, days=todo)
         checked = evaluate(transforms.daily_sales(silver), RULES)
-        stats = {r[PART].isoformat(): r.asDict() for r in rule_stats(checked, PART, RULES.names).collect()}
+        stats = {r[PART].isoformat(): r.asDict() for r in rule_stats(checked, PART, RULES).collect()}
         quarantine = checked.filter(~is_valid()).select(
             *COLUMNS,
             REASONS,

@@ -103,9 +103,7 @@ def silver_orders(
     if todo:
         bronze = store.read(spark, UPSTREAM, partition_column=PART, days=todo)
         validated = transforms.validated_orders(bronze)
-        stats = {
-            r[PART].isoformat(): r.asDict() for r in transforms.silver_stats(validated, contract.RULES.names).collect()
-        }
+        stats = {r[PART].isoformat(): r.asDict() for r in transforms.silver_stats(validated).collect()}
         quarantine = transforms.quarantined_orders(validated, bronze.columns, quarantined_at=started).withColumn(
             "_run_id", F.lit(context.run_id)
         )
@@ -128,7 +126,10 @@ def silver_orders(
         version=write.version if write else None,
         metadata={
             "failures_by_rule": dg.MetadataValue.json(
-                {name: sum(o.failures.get(name, 0) for o in outcomes) for name in contract.RULES.names}
+                {
+                    name: sum(o.failures.get(name, 0) + o.warnings.get(name, 0) for o in outcomes)
+                    for name in contract.RULES.names
+                }
             ),
             **(
                 {"quarantine_path": dg.MetadataValue.path(q_write.uri), "quarantine_version": q_write.version}

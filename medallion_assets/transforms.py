@@ -135,10 +135,10 @@ def quarantined_orders(validated: DataFrame, bronze_columns: Iterable[str], *, q
     )
 
 
-def silver_stats(validated: DataFrame, rule_names: Iterable[str]) -> DataFrame:
+def silver_stats(validated: DataFrame) -> DataFrame:
     """Per day: rows in, valid, kept (latest versions), warned, fail-rule violations, failures per rule."""
     kept = F.col("_valid") & (F.col("_version_rank") == 1)
-    return rule_stats(validated, contract.PARTITION_COLUMN, rule_names, kept=kept)
+    return rule_stats(validated, contract.PARTITION_COLUMN, contract.RULES, kept=kept)
 
 
 # -- gold ------------------------------------------------------------------------------------------------

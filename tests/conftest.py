@@ -10,7 +10,7 @@ import pytest
 from pysail.spark import SparkConnectServer
 from pyspark.sql import SparkSession
 
-from medallion_assets.definitions import ASSETS
+from medallion_assets.definitions import ASSETS, CHECKS
 from medallion_assets.sample_data import GenerationReport, generate
 from resources.delta_store import DeltaTableStore
 from resources.engine import SparkEngine
@@ -75,5 +75,5 @@ def materialize_days(
     """Materialize the orders graph for one day or a day range in one run, without raising on failure."""
     kwargs: dict[str, object] = {"partition_key": first} if last in (None, first) else {"tags": range_tags(first, last)}
     return dg.materialize(
-        ASSETS, resources=resources, instance=instance, selection=selection, raise_on_error=False, **kwargs
+        [*ASSETS, *CHECKS], resources=resources, instance=instance, selection=selection, raise_on_error=False, **kwargs
     )

@@ -40,7 +40,13 @@ def test_two_partitions_end_to_end(resources, store, sample: GenerationReport) -
         df = table(store, name)
         assert sorted(df["order_date"].astype(str).unique()) == ["2024-01-01", "2024-01-02"], name
     checks = result.get_asset_check_evaluations()
-    assert {c.check_name for c in checks} == {"quality_gate", "row_accounting", "order_id_unique", "totals_reconcile"}
+    assert {c.check_name for c in checks} == {
+        "quality_gate",
+        "row_accounting",
+        "order_id_unique",
+        "totals_reconcile",
+        "pandera_schema",
+    }
     assert all(c.passed for c in checks)
     silver_meta = materialization(result, "silver/orders")
     assert silver_meta["rows_out"] == len(table(store, "silver/orders"))

@@ -150,7 +150,7 @@ def test_latest_version_wins_with_file_then_line_tie_breaks(spark: SparkSession)
         for r in transforms.silver_orders(validated).collect()
     }
     assert silver == {"o1": ("delivered", "b.jsonl", 3), "o2": ("paid", "b.jsonl", 2)}
-    stats = transforms.silver_stats(validated, []).collect()[0]
+    stats = transforms.silver_stats(validated).collect()[0]
     assert (stats.rows_in, stats.valid, stats.kept) == (5, 5, 2)
 
 

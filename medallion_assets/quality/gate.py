@@ -41,6 +41,7 @@ class DayOutcome:
     warned: int = 0
     fail_violations: int = 0
     failures: dict[str, int] = field(default_factory=dict)
+    warnings: dict[str, int] = field(default_factory=dict)
     upstream_refusal: str | None = None
 
     @property
@@ -106,6 +107,7 @@ def decide(
                 quarantined=rows_in - valid,
                 superseded=valid - kept,
                 warned=s.get("warned", 0) or 0,
+                warnings={k.removeprefix("warn:"): v for k, v in s.items() if k.startswith("warn:") and v},
                 fail_violations=s.get("fail_violations", 0) or 0,
                 failures={k.removeprefix("rule:"): v for k, v in s.items() if k.startswith("rule:") and v},
                 upstream_refusal=(refusals or {}).get(day),
@@ -171,6 +173,7 @@ def _check_evaluation(table: str, o: DayOutcome) -> dg.AssetCheckEvaluation:
             "threshold": dg.MetadataValue.float(o.threshold),
             "rows_in": dg.MetadataValue.int(o.rows_in),
             "failures_by_rule": dg.MetadataValue.json(dict(o.top_failures(20))),
+            "warnings_by_rule": dg.MetadataValue.json(o.warnings),
             **({"reason": dg.MetadataValue.text(o.reason)} if o.reason else {}),
         },
         description=f"{table} {o.day}: " + ("published" if o.passed else "refused"),
@@ -197,10 +200,12 @@ def finish(
 ) -> dg.MaterializeResult:
     """Record the run log and per-day gate checks; fail if nothing was published, else return the result."""
     log_version = run_log.record(gc.store, gc.spark, _log_rows(gc, outcomes, version), gc.context.log)
-    for o in outcomes:
-        gc.context.log_event(_check_evaluation(gc.table, o))
     refused = [o for o in outcomes if not o.passed]
     published = [o for o in outcomes if o.passed]
+    if len(outcomes) > 1 or not published:
+        # Per-day verdicts; a single published day is covered by the summary result below.
+        for o in outcomes:
+            gc.context.log_event(_check_evaluation(gc.table, o))
     sample_rows = samples([o.day for o in refused if not o.upstream_refusal]) if refused else []
     rows_in = sum(o.rows_in for o in outcomes)
     valid = sum(o.valid for o in outcomes)

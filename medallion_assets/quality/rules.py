@@ -259,15 +259,21 @@ def is_valid() -> Column:
     return F.size(F.col(REASONS)) == 0
 
 
-def rule_stats(validated: DataFrame, partition_column: str, rule_names: Iterable[str], kept: Column | None = None):
-    """Per partition: rows_in, valid, kept, warned, fail_violations, and ``rule:<name>`` failure counts."""
+def rule_stats(validated: DataFrame, partition_column: str, rules: RuleSet, kept: Column | None = None) -> DataFrame:
+    """Per partition: rows_in, valid, kept, warned, fail_violations, ``rule:<name>`` failures of drop/fail
+    rules and ``warn:<name>`` counts of warn rules."""
     valid = is_valid()
-    reasons = F.concat(F.col(REASONS), F.col(WARNINGS))
+    counts = [
+        F.sum(F.array_contains(F.col(WARNINGS if r.action == "warn" else REASONS), r.name).cast("long")).alias(
+            f"{'warn' if r.action == 'warn' else 'rule'}:{r.name}"
+        )
+        for r in rules.rules
+    ]
     return validated.groupBy(partition_column).agg(
         F.count(F.lit(1)).alias("rows_in"),
         F.sum(valid.cast("long")).alias("valid"),
         F.sum((kept if kept is not None else valid).cast("long")).alias("kept"),
         F.sum((F.size(F.col(WARNINGS)) > 0).cast("long")).alias("warned"),
         F.sum((F.size(F.col(FAILURES)) > 0).cast("long")).alias("fail_violations"),
-        *(F.sum(F.array_contains(reasons, name).cast("long")).alias(f"rule:{name}") for name in rule_names),
+        *counts,
     )

@@ -1,0 +1,188 @@
+"""Quality gates across runs through a real Dagster instance, the run log, and pandera on published data."""
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+from deltalake import DeltaTable
+
+from medallion_assets import run_log
+from medallion_assets.definitions import ASSETS, CHECKS
+from medallion_assets.quality.checks import validate
+from medallion_assets.quality.schemas import GoldDailySales, SilverOrders
+from medallion_assets.sample_data import FAULTS, generate
+from resources.delta_store import DeltaTableStore
+
+from .conftest import materialize_days
+
+DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]
+BAD_DAY = "2024-01-02"
+BAD_RATES = {**{kind: 0.0 for kind in FAULTS}, "negative_amount": 0.1, "unknown_status": 0.1, "unparseable_line": 0.05}
+
+
+def days_in(store: DeltaTableStore, table: str) -> list[str]:
+    if not store.exists(table):
+        return []
+    return sorted(DeltaTable(store.table_uri(table)).to_pandas()["order_date"].astype(str).unique())
+
+
+def write_day(landing: Path, day: str, *, bad: bool) -> None:
+    folder = landing / "orders" / f"date={day}"
+    if folder.exists():
+        for path in folder.iterdir():
+            path.unlink()
+    generate(
+        landing, days=1, orders_per_day=200, seed=3, start=date.fromisoformat(day), rates=BAD_RATES if bad else None
+    )
+
+
+def gate_evaluations(instance: dg.DagsterInstance, key: list[str], day: str) -> list[bool]:
+    events = instance.get_event_records(
+        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION), ascending=True
+    )
+    out = []
+    for record in events:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        if (evaluation.asset_key, evaluation.check_name, evaluation.partition) == (
+            dg.AssetKey(key),
+            "quality_gate",
+            day,
+        ):
+            out.append(evaluation.passed)
+    return out
+
+
+def test_bad_day_in_a_range_is_refused_alone_and_never_reaches_gold(resources, store, landing_root, tmp_path) -> None:
+    for day in DAYS:
+        write_day(landing_root, day, bad=day == BAD_DAY)
+    (tmp_path / "dagster_home").mkdir()
+    with dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
+        # 1. One single-run backfill over the three days (what the daemon launches for BackfillPolicy.single_run).
+        first = materialize_days(resources, DAYS[0], DAYS[-1], instance=instance)
+        assert first.success  # the good days publish; the bad one is refused, not fatal to its neighbours
+        assert days_in(store, "silver/orders") == ["2024-01-01", "2024-01-03"]
+        assert days_in(store, "gold/daily_sales") == ["2024-01-01", "2024-01-03"]
+        assert BAD_DAY in days_in(store, "quarantine/orders")
+        assert gate_evaluations(instance, ["silver", "orders"], BAD_DAY) == [False]
+        assert gate_evaluations(instance, ["silver", "orders"], "2024-01-01") == [True]
+        assert gate_evaluations(instance, ["gold", "daily_sales"], BAD_DAY) == [False]
+
+        # 2. A later, separate run of gold alone for the bad day: Dagster would run it; the gate refuses it.
+        second = materialize_days(resources, BAD_DAY, instance=instance, selection="gold/daily_sales")
+        assert not second.success
+        error = second.failure_data_for_node("gold__daily_sales").error.message
+        assert f"silver/orders {BAD_DAY} was refused by its quality gate" in error
+        assert days_in(store, "gold/daily_sales") == ["2024-01-01", "2024-01-03"]
+
+        # 3. Fix the files and re-run the day: it publishes through gold.
+        write_day(landing_root, BAD_DAY, bad=False)
+        third = materialize_days(resources, BAD_DAY, instance=instance)
+        assert third.success
+        assert days_in(store, "silver/orders") == DAYS and days_in(store, "gold/daily_sales") == DAYS
+        assert gate_evaluations(instance, ["silver", "orders"], BAD_DAY) == [False, True]
+
+    log = DeltaTable(store.table_uri(run_log.TABLE)).to_pandas()
+    silver_bad = log[(log.asset == "silver/orders") & (log.partition == BAD_DAY)].sort_values("ended_at")
+    assert silver_bad["passed"].tolist() == [False, True]
+    refused = silver_bad.iloc[0]
+    assert refused.pass_rate < 0.95 and refused.threshold == 0.95 and refused.rows_written == 0
+    assert "status_known" in refused.error_message and pd.isna(refused.delta_version)
+    assert refused.quarantined > 0 and refused.engine == "connect" and refused.run_mode == "manual"
+    published = silver_bad.iloc[1]
+    assert published.rows_written > 0 and published.error_message is None and published.delta_version >= 0
+    assert published.rows_in == published.rows_written + published.quarantined + published.superseded
+    assert published.duration_secs >= 0 and published.ended_at >= published.started_at
+    gold_bad = log[(log.asset == "gold/daily_sales") & (log.partition == BAD_DAY)].sort_values("ended_at")
+    assert gold_bad["passed"].tolist() == [False, False, True]
+
+
+def test_a_single_refused_day_fails_the_asset_with_rate_rules_and_samples(resources, store, landing_root) -> None:
+    write_day(landing_root, BAD_DAY, bad=True)
+    result = materialize_days(resources, BAD_DAY)
+    assert not result.success
+    message = result.failure_data_for_node("silver__orders").error.message
+    assert "silver/orders refused 1 partition(s)" in message
+    assert "under the threshold 95%" in message and "amount_in_range (20)" in message and "status_known (20)" in message
+    assert "sample rejected rows" in message and "_quarantine_reasons" in message
+    assert days_in(store, "silver/orders") == [] and days_in(store, "quarantine/orders") == [BAD_DAY]
+    assert not store.exists("gold/daily_sales")
+
+
+def test_bronze_gate_refuses_unreadable_days(resources, store, landing_root) -> None:
+    folder = landing_root / "orders" / f"date={BAD_DAY}"
+    folder.mkdir(parents=True)
+    (folder / "part-000.jsonl").write_text("garbage\n" * 20 + '{"order_id": "o1"}\n')
+    result = materialize_days(resources, BAD_DAY)
+    assert not result.success
+    assert "bronze/orders refused 1 partition(s)" in result.failure_data_for_node("bronze__orders").error.message
+    assert not store.exists("bronze/orders")
+    attempts = run_log.latest_attempts(store, "bronze/orders", [BAD_DAY])
+    assert attempts[BAD_DAY]["passed"] is False
+
+
+def test_run_log_failure_never_blocks_the_data_write(resources, store, landing_root, monkeypatch) -> None:
+    write_day(landing_root, "2024-01-01", bad=False)
+
+    def broken_append(self, table, df):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(DeltaTableStore, "append", broken_append)
+    result = materialize_days(resources, "2024-01-01", selection="bronze/orders")
+    assert result.success
+    assert days_in(store, "bronze/orders") == ["2024-01-01"]
+
+
+def test_pandera_reports_failure_cases() -> None:
+    silver = pd.DataFrame(
+        {
+            "order_id": ["o1", "o1"],
+            "customer_id": ["c1", ""],
+            "order_ts": pd.to_datetime(["2024-01-02T10:00:00Z", "2024-01-03T10:00:00Z"]).astype("datetime64[us, UTC]"),
+            "status": ["paid", "lost"],
+            "amount": [Decimal("10.00"), Decimal("-1.00")],
+            "currency": ["USD", "usd"],
+            "region": ["n", "n"],
+            "updated_at": pd.to_datetime(["2024-01-02T10:00:00Z"] * 2).astype("datetime64[us, UTC]"),
+            "order_date": [date(2024, 1, 2)] * 2,
+        }
+    )
+    result = validate(SilverOrders, silver)
+    assert not result.passed
+    failed = set(result.metadata["failed_checks"].value)
+    assert {"amount_in_range", "order_ts_on_order_date"} <= failed
+    assert any("isin" in c for c in failed) and any("str_matches" in c for c in failed)
+    assert result.metadata["failure_count"].value >= 5
+    assert validate(SilverOrders, silver.iloc[:1]).passed
+
+
+def test_pandera_check_runs_on_the_published_table(resources, store, landing_root) -> None:
+    write_day(landing_root, "2024-01-01", bad=False)
+    assert materialize_days(resources, "2024-01-01").success
+    # Corrupt the published gold partition behind the pipeline's back, then run only the check.
+    gold = DeltaTable(store.table_uri("gold/daily_sales"))
+    gold.update(updates={"customers": "orders + 1"}, predicate="region = 'north'")
+    check_keys = [c.check_key for c in CHECKS if c.check_key.asset_key == dg.AssetKey(["gold", "daily_sales"])]
+    result = dg.materialize(
+        [*ASSETS, *CHECKS], resources=resources, selection=dg.AssetSelection.checks(*check_keys), raise_on_error=False
+    )
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "pandera_schema" and not evaluation.passed
+    assert "customers_within_orders" in evaluation.metadata["failed_checks"].value
+    assert evaluation.metadata["partitions"].value == ["2024-01-01"]
+    assert validate(GoldDailySales, gold.to_pandas().iloc[0:0]).passed
+
+
+@pytest.mark.parametrize("table", ["quarantine/orders", "quarantine/daily_sales"])
+def test_quarantine_tables_carry_reasons_time_and_run(resources, store, landing_root, table) -> None:
+    write_day(landing_root, "2024-01-01", bad=False)
+    result = materialize_days(resources, "2024-01-01")
+    assert result.success
+    if table == "quarantine/daily_sales":
+        assert store.exists(table)  # written every run, empty when every gold row passes
+        return
+    q = DeltaTable(store.table_uri(table)).to_pandas()
+    assert {"_quarantine_reasons", "_quarantined_at", "_run_id", "order_date"} <= set(q.columns)
+    assert set(q["_run_id"]) == {result.run_id} and q["_quarantine_reasons"].map(len).min() >= 1
