@@ -8,7 +8,8 @@ from resources.delta_store import DeltaTableStore
 TABLES: dict[str, str | None] = {
     "bronze/orders": None,
     "silver/orders": "quarantine/orders",
-    "gold/daily_sales": None,
+    "gold/daily_sales": "quarantine/daily_sales",
+    "monitoring/pipeline_runs": None,
 }
 
 
@@ -37,9 +38,9 @@ def main() -> int:
     store = DeltaTableStore()
     rows = summary(store)
     print(f"lakehouse: {store.root_uri}")
-    print(f"{'table':<20} {'rows':>10} {'quarantined':>12} {'delta_version':>14}")
+    print(f"{'table':<26} {'rows':>10} {'quarantined':>12} {'delta_version':>14}")
     for r in rows:
-        print(f"{r['table']:<20} {r['rows']!s:>10} {r['quarantined']!s:>12} {r['delta_version']!s:>14}")
+        print(f"{r['table']:<26} {r['rows']!s:>10} {r['quarantined']!s:>12} {r['delta_version']!s:>14}")
     missing = [r["table"] for r in rows if r["rows"] is None]
     if missing:
         print(f"missing tables: {', '.join(missing)}")

@@ -34,4 +34,6 @@ def test_assets_are_daily_partitioned_tables_with_checks() -> None:
         ("silver/orders", "order_id_unique"),
         ("gold/daily_sales", "quality_gate"),
         ("gold/daily_sales", "totals_reconcile"),
+        ("silver/orders", "pandera_schema"),
+        ("gold/daily_sales", "pandera_schema"),
     }

@@ -132,3 +132,13 @@ def test_unique_needs_a_partition_column() -> None:
 def test_sql_rule_must_have_an_expression() -> None:
     with pytest.raises(RuleDefinitionError, match="non-empty"):
         sql("empty", "  ")
+
+
+def test_the_readme_rule_example_builds(spark: SparkSession) -> None:
+    readme = (__import__("pathlib").Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(block, namespace)
+    rules = namespace["RULES"]
+    assert "revenue_gte_0" in rules.names and "customers_never_negative" in rules.names
+    assert {r.name: r.action for r in rules.rules}["big_day"] == "warn"
