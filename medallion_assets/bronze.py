@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from medallion_assets import orders_contract as contract
 from medallion_assets import transforms
-from medallion_assets.partitions import DAILY, RANGE_POLICY, run_days
+from medallion_assets.partitions import DAILY, RANGE_POLICY, run_days, table_pool
 from medallion_assets.quality.gate import GATE_CHECK, GateContext, decide, finish
 from medallion_assets.quality.thresholds import threshold
 from medallion_assets.reporting import write_metadata
@@ -63,6 +63,7 @@ def gate_stats(row: dict) -> dict:
     partitions_def=DAILY,
     backfill_policy=RANGE_POLICY,
     group_name="orders",
+    pool=table_pool(TABLE),
     kinds={"spark", "delta"},
     check_specs=[dg.AssetCheckSpec(GATE_CHECK, asset=KEY, partitions_def=DAILY)],
     description="Every line of every ready order file of the day, raw strings plus _source_file, "

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from medallion_assets import orders_contract as contract
 from medallion_assets import run_log, transforms
-from medallion_assets.partitions import DAILY, RANGE_POLICY, run_days
+from medallion_assets.partitions import DAILY, GOLD_FRESHNESS, RANGE_POLICY, run_days, table_pool
 from medallion_assets.quality.gate import GATE_CHECK, GateContext, decide, finish
 from medallion_assets.quality.rules import REASONS, RuleSet, evaluate, is_valid, rule_stats, sql
 from medallion_assets.quality.thresholds import threshold
@@ -82,6 +82,8 @@ def reconcile_check(store: DeltaTableStore, spark: SparkSession, days: list[str]
     partitions_def=DAILY,
     backfill_policy=RANGE_POLICY,
     group_name="orders",
+    pool=table_pool(TABLE),
+    freshness_policy=GOLD_FRESHNESS,
     kinds={"spark", "delta"},
     check_specs=[
         dg.AssetCheckSpec(GATE_CHECK, asset=KEY, partitions_def=DAILY),

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import dagster as dg
 
 from resources.partition_keys import parse_days
 
 START_DATE = os.environ.get("MEDALLION_START_DATE", "2024-01-01")
-DAILY = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC")
+#: end_offset=1: today is a partition too, so file-arrival sensors can build the current day as files land.
+DAILY = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC", end_offset=1)
 #: One engine pass over the whole selected range; per-day gates still apply inside it.
 RANGE_POLICY = dg.BackfillPolicy.single_run()
 
@@ -17,3 +19,15 @@ RANGE_POLICY = dg.BackfillPolicy.single_run()
 def run_days(context: dg.AssetExecutionContext) -> list[str]:
     """The day partitions this run materializes (one key, or every key of a single-run range)."""
     return [d.isoformat() for d in parse_days(context.partition_keys)]
+
+
+def table_pool(table: str) -> str:
+    """The Dagster concurrency pool of a table: one writer per Delta table at a time (limit set in dagster.yaml)."""
+    return "delta_" + table.replace("/", "_")
+
+
+#: Gold is due by 06:00 UTC with the previous day's data; silver is rebuilt within 3 hours of its bronze.
+GOLD_FRESHNESS = dg.FreshnessPolicy.cron(
+    deadline_cron="0 6 * * *", lower_bound_delta=timedelta(hours=6), timezone="UTC"
+)
+SILVER_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=27), warn_window=timedelta(hours=3))

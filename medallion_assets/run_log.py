@@ -103,3 +103,14 @@ def upstream_refusals(store: DeltaTableStore, upstream: str, days: Iterable[str]
 
 def asset_key_string(key: dg.AssetKey) -> str:
     return "/".join(key.path)
+
+
+def refused_in_run(store: DeltaTableStore, run_id: str) -> list[dict[str, Any]]:
+    """The run-log rows of ``run_id`` whose gate refused the partition."""
+    if not store.exists(TABLE):
+        return []
+    table = store.delta_table(TABLE).to_pyarrow_table(
+        filters=[("run_id", "=", run_id), ("passed", "=", False)],
+        columns=["asset", "partition", "pass_rate", "threshold", "error_message"],
+    )
+    return table.to_pylist()

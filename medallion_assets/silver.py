@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from medallion_assets import orders_contract as contract
 from medallion_assets import run_log, transforms
 from medallion_assets.bronze import bronze_orders
-from medallion_assets.partitions import DAILY, RANGE_POLICY, run_days
+from medallion_assets.partitions import DAILY, RANGE_POLICY, SILVER_FRESHNESS, run_days, table_pool
 from medallion_assets.quality.gate import GATE_CHECK, DayOutcome, GateContext, decide, finish
 from medallion_assets.quality.thresholds import threshold
 from medallion_assets.reporting import write_metadata
@@ -80,6 +80,8 @@ def unique_key_check(store: DeltaTableStore, spark: SparkSession, days: list[str
     partitions_def=DAILY,
     backfill_policy=RANGE_POLICY,
     group_name="orders",
+    pool=table_pool(TABLE),
+    freshness_policy=SILVER_FRESHNESS,
     kinds={"spark", "delta"},
     check_specs=[
         dg.AssetCheckSpec(GATE_CHECK, asset=KEY, partitions_def=DAILY),

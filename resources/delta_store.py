@@ -15,10 +15,12 @@ Sail gaps handled here and nowhere else:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -33,6 +35,9 @@ from resources.partition_keys import is_contiguous, parse_days
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+LOG = logging.getLogger("medallion.delta_store")
+#: Messages of commit conflicts between concurrent writers: such a write is retried from scratch.
+_CONFLICT = re.compile(r"commit|conflict|concurrent|transaction|already exists", re.IGNORECASE)
 _TABLE = re.compile(r"[a-z][a-z0-9_]*/[a-z][a-z0-9_]*")
 _COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -67,11 +72,26 @@ def partition_predicate(partition_column: str, days: Iterable[str | date]) -> st
     return f"{col} IN ({listed})"
 
 
+def with_commit_retries(write: Callable[[], WriteResult], *, attempts: int, what: str) -> WriteResult:
+    """Run ``write()``; on a Delta commit conflict with a concurrent writer, back off and run it again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except Exception as exc:
+            if attempt == attempts or not _CONFLICT.search(str(exc)):
+                raise
+            delay = min(0.25 * 2**attempt, 5.0)
+            LOG.warning("%s: commit conflict (%d/%d), retrying in %.1fs: %s", what, attempt, attempts, delay, exc)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
 class DeltaTableStore(dg.ConfigurableResource):
     """Path-based Delta tables under one lakehouse root, with partition-safe write verbs."""
 
     root: str | None = None
     storage_options: dict[str, str] = {}
+    commit_attempts: int = 5
 
     # -- locations ---------------------------------------------------------------------------------
     @property
@@ -85,6 +105,14 @@ class DeltaTableStore(dg.ConfigurableResource):
         if not _TABLE.fullmatch(table):
             raise InvalidTableName(f"table {table!r} is not 'layer/name' in lower-case snake case")
         return f"{self.root_uri}/{table}"
+
+    def list_tables(self) -> list[str]:
+        """Every ``layer/name`` Delta table under a local root."""
+        root = Path(self.root_uri)
+        if "://" in self.root_uri or not root.is_dir():
+            return []
+        names = (f"{p.parent.parent.name}/{p.parent.name}" for p in root.glob("*/*/_delta_log"))
+        return sorted(n for n in names if _TABLE.fullmatch(n))
 
     # -- reads ---------------------------------------------------------------------------------------
     def exists(self, table: str) -> bool:
@@ -132,48 +160,97 @@ class DeltaTableStore(dg.ConfigurableResource):
         keys = tuple(d.isoformat() for d in parsed)
         rows = df.filter(predicate)
         uri = self.table_uri(table)
-        if not self.exists(table):
-            rows.write.format("delta").mode("overwrite").partitionBy(partition_column).save(uri)
-            return WriteResult(table, uri, self.version(table) or 0, "create", keys, tuple(rows.columns))
-        rows, added = self._align_schema(table, rows)
-        rows.write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri)
-        return WriteResult(table, uri, self.version(table) or 0, "replace_partitions", keys, added)
+
+        def write() -> WriteResult:
+            if not self.exists(table):
+                rows.write.format("delta").mode("overwrite").partitionBy(partition_column).save(uri)
+                return WriteResult(table, uri, self.version(table) or 0, "create", keys, tuple(rows.columns))
+            aligned, added = self._align_schema(table, rows)
+            aligned.write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri)
+            return WriteResult(table, uri, self.version(table) or 0, "replace_partitions", keys, added)
+
+        return with_commit_retries(write, attempts=self.commit_attempts, what=f"replace {table} {keys[0]}..{keys[-1]}")
 
     def append(self, table: str, df: DataFrame) -> WriteResult:
         """Append ``df`` to ``table`` (created if absent; new columns merged into the schema)."""
         uri = self.table_uri(table)
-        df.write.format("delta").mode("append").option("mergeSchema", "true").save(uri)
-        return WriteResult(table, uri, self.version(table) or 0, "append")
+
+        def write() -> WriteResult:
+            df.write.format("delta").mode("append").option("mergeSchema", "true").save(uri)
+            return WriteResult(table, uri, self.version(table) or 0, "append")
+
+        return with_commit_retries(write, attempts=self.commit_attempts, what=f"append {table}")
 
     def overwrite(self, table: str, df: DataFrame) -> WriteResult:
         """Replace the whole of an unpartitioned ``table`` (schema may change)."""
         uri = self.table_uri(table)
-        df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
-        return WriteResult(table, uri, self.version(table) or 0, "overwrite")
 
-    def merge(self, table: str, df: DataFrame, *, keys: Sequence[str]) -> WriteResult:
-        """Upsert ``df`` into ``table`` by ``keys`` with SQL ``MERGE INTO`` (creates the table if absent)."""
+        def write() -> WriteResult:
+            df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
+            return WriteResult(table, uri, self.version(table) or 0, "overwrite")
+
+        return with_commit_retries(write, attempts=self.commit_attempts, what=f"overwrite {table}")
+
+    def merge(self, table: str, df: DataFrame, *, keys: Sequence[str], delete_unmatched: bool = False) -> WriteResult:
+        """Upsert ``df`` into ``table`` by ``keys`` with SQL ``MERGE INTO`` (creates the table if absent).
+
+        ``delete_unmatched`` also deletes target rows with no source row (``WHEN NOT MATCHED BY SOURCE``),
+        for sources that carry the table's complete new state.
+        """
+        if not keys:
+            raise ValueError("merge needs at least one key column")
         for key in keys:
             if not _COLUMN.fullmatch(key):
                 raise InvalidTableName(f"merge key {key!r} is not a plain identifier")
-        if not keys:
-            raise ValueError("merge needs at least one key column")
         uri = self.table_uri(table)
-        if not self.exists(table):
-            df.write.format("delta").mode("overwrite").save(uri)
-            return WriteResult(table, uri, self.version(table) or 0, "create")
-        spark = df.sparkSession
-        view = f"medallion_merge_{uuid.uuid4().hex}"
-        df.createOrReplaceTempView(view)
         on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-        try:
-            spark.sql(
-                f"MERGE INTO delta.`{uri.replace('`', '``')}` AS t USING `{view}` AS s ON {on} "
-                "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
-            ).collect()
-        finally:
-            spark.catalog.dropTempView(view)
-        return WriteResult(table, uri, self.version(table) or 0, "merge")
+        extra = " WHEN NOT MATCHED BY SOURCE THEN DELETE" if delete_unmatched else ""
+
+        def write() -> WriteResult:
+            if not self.exists(table):
+                df.write.format("delta").mode("overwrite").save(uri)
+                return WriteResult(table, uri, self.version(table) or 0, "create")
+            spark = df.sparkSession
+            view = f"medallion_merge_{uuid.uuid4().hex}"
+            df.createOrReplaceTempView(view)
+            try:
+                spark.sql(
+                    f"MERGE INTO delta.`{uri.replace('`', '``')}` AS t USING `{view}` AS s ON {on} "
+                    f"WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *{extra}"
+                ).collect()
+            finally:
+                spark.catalog.dropTempView(view)
+            return WriteResult(table, uri, self.version(table) or 0, "merge")
+
+        return with_commit_retries(write, attempts=self.commit_attempts, what=f"merge {table}")
+
+    def append_rows(self, table: str, rows: Sequence[dict[str, Any]]) -> WriteResult:
+        """Append a few Python rows with ``deltalake`` (bookkeeping tables; no engine needed)."""
+        import pyarrow as pa
+        from deltalake import write_deltalake
+
+        uri = self.table_uri(table)
+        write_deltalake(
+            uri,
+            pa.Table.from_pylist(list(rows)),
+            mode="append",
+            schema_mode="merge",
+            storage_options=self.storage_options or None,
+        )
+        return WriteResult(table, uri, self.version(table) or 0, "append")
+
+    # -- maintenance (deltalake: Sail has no OPTIMIZE / VACUUM) ------------------------------------------
+    def maintain(self, table: str, *, retention_hours: int) -> dict[str, Any]:
+        """Compact small files, then vacuum files unreferenced for ``retention_hours``; return what was done."""
+        dt = self.delta_table(table)
+        compacted = dt.optimize.compact()
+        removed = dt.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False)
+        return {
+            "files_added": int(compacted.get("numFilesAdded", 0)),
+            "files_removed": int(compacted.get("numFilesRemoved", 0)),
+            "files_vacuumed": len(removed),
+            "version": dt.version(),
+        }
 
     def _align_schema(self, table: str, df: DataFrame) -> tuple[DataFrame, tuple[str, ...]]:
         """Add ``df``'s new columns to the table schema; fill the table's columns ``df`` lacks with nulls."""
