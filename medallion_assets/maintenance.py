@@ -19,7 +19,9 @@ class MaintenanceConfig(dg.Config):
 
 
 def retention_hours(config: MaintenanceConfig) -> int:
-    return config.retention_hours or int(os.environ.get("MEDALLION_VACUUM_RETENTION_HOURS", DEFAULT_RETENTION_HOURS))
+    if config.retention_hours is not None:
+        return config.retention_hours
+    return int(os.environ.get("MEDALLION_VACUUM_RETENTION_HOURS", DEFAULT_RETENTION_HOURS))
 
 
 @dg.op(description="Compact and vacuum every Delta table of the lakehouse; record what was done.")

@@ -15,6 +15,8 @@ Sail gaps handled here and nowhere else:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import re
@@ -72,11 +74,14 @@ def partition_predicate(partition_column: str, days: Iterable[str | date]) -> st
     return f"{col} IN ({listed})"
 
 
-def with_commit_retries(write: Callable[[], WriteResult], *, attempts: int, what: str) -> WriteResult:
-    """Run ``write()``; on a Delta commit conflict with a concurrent writer, back off and run it again."""
+def with_commit_retries(
+    write: Callable[[], WriteResult], *, attempts: int, what: str, lock: Callable[[], contextlib.AbstractContextManager]
+) -> WriteResult:
+    """Run ``write()`` holding ``lock``; on a Delta commit conflict with a concurrent writer, back off and retry."""
     for attempt in range(1, attempts + 1):
         try:
-            return write()
+            with lock():
+                return write()
         except Exception as exc:
             if attempt == attempts or not _CONFLICT.search(str(exc)):
                 raise
@@ -105,6 +110,26 @@ class DeltaTableStore(dg.ConfigurableResource):
         if not _TABLE.fullmatch(table):
             raise InvalidTableName(f"table {table!r} is not 'layer/name' in lower-case snake case")
         return f"{self.root_uri}/{table}"
+
+    @contextlib.contextmanager
+    def table_lock(self, table: str):
+        """Exclusive writer lock on ``table`` across threads and processes (local roots).
+
+        Sail commits two concurrent partition overwrites without detecting the conflict (rows end up twice),
+        so writers of one table are serialized here; on object storage, Dagster pools (one writer per table,
+        ``dagster.yaml``) do the same between runs.
+        """
+        if "://" in self.root_uri:
+            yield
+            return
+        locks = Path(self.root_uri) / "_locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / f"{table.replace('/', '__')}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def list_tables(self) -> list[str]:
         """Every ``layer/name`` Delta table under a local root."""
@@ -169,7 +194,12 @@ class DeltaTableStore(dg.ConfigurableResource):
             aligned.write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri)
             return WriteResult(table, uri, self.version(table) or 0, "replace_partitions", keys, added)
 
-        return with_commit_retries(write, attempts=self.commit_attempts, what=f"replace {table} {keys[0]}..{keys[-1]}")
+        return with_commit_retries(
+            write,
+            attempts=self.commit_attempts,
+            what=f"replace {table} {keys[0]}..{keys[-1]}",
+            lock=lambda: self.table_lock(table),
+        )
 
     def append(self, table: str, df: DataFrame) -> WriteResult:
         """Append ``df`` to ``table`` (created if absent; new columns merged into the schema)."""
@@ -179,7 +209,9 @@ class DeltaTableStore(dg.ConfigurableResource):
             df.write.format("delta").mode("append").option("mergeSchema", "true").save(uri)
             return WriteResult(table, uri, self.version(table) or 0, "append")
 
-        return with_commit_retries(write, attempts=self.commit_attempts, what=f"append {table}")
+        return with_commit_retries(
+            write, attempts=self.commit_attempts, what=f"append {table}", lock=lambda: self.table_lock(table)
+        )
 
     def overwrite(self, table: str, df: DataFrame) -> WriteResult:
         """Replace the whole of an unpartitioned ``table`` (schema may change)."""
@@ -189,7 +221,9 @@ class DeltaTableStore(dg.ConfigurableResource):
             df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
             return WriteResult(table, uri, self.version(table) or 0, "overwrite")
 
-        return with_commit_retries(write, attempts=self.commit_attempts, what=f"overwrite {table}")
+        return with_commit_retries(
+            write, attempts=self.commit_attempts, what=f"overwrite {table}", lock=lambda: self.table_lock(table)
+        )
 
     def merge(self, table: str, df: DataFrame, *, keys: Sequence[str], delete_unmatched: bool = False) -> WriteResult:
         """Upsert ``df`` into ``table`` by ``keys`` with SQL ``MERGE INTO`` (creates the table if absent).
@@ -222,7 +256,9 @@ class DeltaTableStore(dg.ConfigurableResource):
                 spark.catalog.dropTempView(view)
             return WriteResult(table, uri, self.version(table) or 0, "merge")
 
-        return with_commit_retries(write, attempts=self.commit_attempts, what=f"merge {table}")
+        return with_commit_retries(
+            write, attempts=self.commit_attempts, what=f"merge {table}", lock=lambda: self.table_lock(table)
+        )
 
     def append_rows(self, table: str, rows: Sequence[dict[str, Any]]) -> WriteResult:
         """Append a few Python rows with ``deltalake`` (bookkeeping tables; no engine needed)."""
@@ -241,15 +277,18 @@ class DeltaTableStore(dg.ConfigurableResource):
 
     # -- maintenance (deltalake: Sail has no OPTIMIZE / VACUUM) ------------------------------------------
     def maintain(self, table: str, *, retention_hours: int) -> dict[str, Any]:
-        """Compact small files, then vacuum files unreferenced for ``retention_hours``; return what was done."""
-        dt = self.delta_table(table)
-        compacted = dt.optimize.compact()
-        removed = dt.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False)
+        """Vacuum files unreferenced for ``retention_hours``, then compact small files; return what was done."""
+        with self.table_lock(table):
+            removed = self.delta_table(table).vacuum(
+                retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False
+            )
+            dt = self.delta_table(table)
+            compacted = dt.optimize.compact()
         return {
+            "files_vacuumed": len(removed),
             "files_added": int(compacted.get("numFilesAdded", 0)),
             "files_removed": int(compacted.get("numFilesRemoved", 0)),
-            "files_vacuumed": len(removed),
-            "version": dt.version(),
+            "version": self.version(table),
         }
 
     def _align_schema(self, table: str, df: DataFrame) -> tuple[DataFrame, tuple[str, ...]]:
