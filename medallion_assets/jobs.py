@@ -6,6 +6,5 @@ import dagster as dg
 ORDERS_SELECTION = dg.AssetSelection.groups("orders")
 orders_job = dg.define_asset_job("orders_daily", selection=ORDERS_SELECTION)
 
-#: Everything built from customer files.
-CUSTOMERS_SELECTION = dg.AssetSelection.groups("customers")
-customers_job = dg.define_asset_job("customers_daily", selection=CUSTOMERS_SELECTION)
+#: Customer files per ingest day; the (unpartitioned) SCD2 dimension follows by its automation condition.
+customers_job = dg.define_asset_job("customers_daily", selection=dg.AssetSelection.assets(["bronze", "customers"]))

@@ -10,7 +10,7 @@ import pytest
 from pysail.spark import SparkConnectServer
 from pyspark.sql import SparkSession
 
-from medallion_assets.definitions import ASSETS, CHECKS
+from medallion_assets.definitions import ASSETS, CHECKS, ORDERS_ASSETS
 from medallion_assets.sample_data import GenerationReport, generate
 from resources.delta_store import DeltaTableStore
 from resources.engine import SparkEngine
@@ -70,10 +70,15 @@ def materialize_days(
     last: str | None = None,
     *,
     instance: dg.DagsterInstance | None = None,
-    selection: str | None = None,
+    selection: str | dg.AssetSelection | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize the orders graph for one day or a day range in one run, without raising on failure."""
+    """Materialize the orders graph (or ``selection``) for one day or a day range in one run, without raising."""
     kwargs: dict[str, object] = {"partition_key": first} if last in (None, first) else {"tags": range_tags(first, last)}
     return dg.materialize(
-        [*ASSETS, *CHECKS], resources=resources, instance=instance, selection=selection, raise_on_error=False, **kwargs
+        [*ASSETS, *CHECKS],
+        resources=resources,
+        instance=instance,
+        selection=selection or dg.AssetSelection.assets(*ORDERS_ASSETS),
+        raise_on_error=False,
+        **kwargs,
     )
