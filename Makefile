@@ -33,15 +33,20 @@ dagster-home:
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-materialize: install dagster-home  ## materialize every asset for all sample partitions (one run)
-	$(BIN)/dagster asset materialize -m medallion_assets.definitions --select '*' \
-		--partition-range $(START)...$(END)
+MATERIALIZE := $(BIN)/dagster asset materialize -m medallion_assets.definitions
+RANGE := --partition-range $(START)...$(END)
+
+materialize: install dagster-home  ## materialize every table for all sample days (one run per step of the star)
+	$(MATERIALIZE) --select bronze/customers $(RANGE)
+	$(MATERIALIZE) --select silver/dim_customer,gold/dim_date
+	$(MATERIALIZE) --select bronze/orders,silver/orders,gold/daily_sales,gold/fact_orders $(RANGE)
+	$(MATERIALIZE) --select gold/customer_ltv
 
 summary: install  ## print rows, quarantined rows and Delta version per table
 	$(BIN)/python -m medallion_assets.summary
 
-dev: sample-data materialize  ## set up everything, then serve the Dagster UI on 127.0.0.1:3000
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+dev: sample-data materialize  ## set up everything, then serve the Dagster UI on 127.0.0.1:3000 (automation on)
+	MEDALLION_AUTOMATION=on $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 demo: sample-data materialize summary  ## everything `make dev` does, headless, then a per-table summary
 
@@ -62,3 +67,11 @@ lock: $(BIN)/activate  ## re-resolve the pinned set and rewrite constraints.txt
 
 clean:
 	rm -rf .lakehouse landing .dagster_home .pytest_cache
+
+.PHONY: bench
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed java  ## every benchmark scenario in one run (10-20 min; not in `make test`); BENCH_ARGS=--quick
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

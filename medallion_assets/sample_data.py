@@ -194,10 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
     parser.add_argument("--landing", default=os.environ.get("MEDALLION_LANDING_ROOT", "landing"))
     parser.add_argument("--fault-rate", type=float, default=None, help="rate for every quarantining fault kind")
-    parser.add_argument("--clean", action="store_true", help="remove existing order files first")
+    parser.add_argument("--customers", type=int, default=2000, help="customers in the customers feed (0: none)")
+    parser.add_argument("--clean", action="store_true", help="remove existing order and customer files first")
     args = parser.parse_args(argv)
     if args.clean:
         shutil.rmtree(Path(args.landing) / "orders", ignore_errors=True)
+        shutil.rmtree(Path(args.landing) / "customers", ignore_errors=True)
     rates = None
     if args.fault_rate is not None:
         rates = {kind: args.fault_rate for kind, (_, rule) in FAULTS.items() if rule}
@@ -210,12 +212,73 @@ def main(argv: list[str] | None = None) -> int:
         rates=rates,
         progress=True,
     )
+    if args.customers:
+        n = generate_customers(args.landing, days=args.days, customers=args.customers, seed=args.seed, start=args.start)
+        print(f"wrote {n} customer rows under {Path(args.landing).resolve()}/customers")
     quarantining = sum(1 for f in report.faults if f.rule)
     print(
         f"wrote {len(report.files)} files, {report.lines} lines under {Path(args.landing).resolve()}/orders "
         f"({quarantining} rows that must be quarantined, {len(report.faults) - quarantining} accepted oddities)"
     )
     return 0
+
+
+SEGMENTS = ("consumer", "corporate", "enterprise", "public_sector", "small_business")
+CUSTOMER_HEADER = "customer_id,name,email,segment,region,updated_at"
+
+
+def _customer(rng: random.Random, cid: int) -> dict[str, str]:
+    return {
+        "customer_id": f"C{cid:05d}",
+        "name": f"Customer {cid}",
+        "email": f"customer{cid}@example.com",
+        "segment": rng.choice(SEGMENTS),
+        "region": rng.choice(REGIONS),
+    }
+
+
+def generate_customers(
+    landing_root: str | os.PathLike[str],
+    *,
+    days: int,
+    customers: int,
+    seed: int,
+    start: date = date(2024, 1, 1),
+    change_rate: float = 0.02,
+    fault_rate: float = 0.002,
+) -> int:
+    """Customer CSVs: every customer on the first day, then daily changes, re-deliveries and faulty rows."""
+    root = Path(landing_root) / "customers"
+    state: dict[int, dict[str, str]] = {}
+    rows_written = 0
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        rng = random.Random(f"customers:{seed}:{day.isoformat()}")
+        midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        rows: list[dict[str, str]] = []
+        ids = (
+            range(1, customers + 1)
+            if offset == 0
+            else rng.sample(range(1, customers + 1), max(1, int(customers * change_rate)))
+        )
+        for cid in ids:
+            current = state.get(cid) or _customer(rng, cid)
+            if cid in state and rng.random() < 0.7:
+                current = {**current, "segment": rng.choice(SEGMENTS), "email": f"c{cid}.{offset}@example.com"}
+            state[cid] = current  # a re-delivery when nothing changed
+            rows.append(
+                {**current, "updated_at": _iso(midnight + timedelta(seconds=rng.randrange(3_600)), timedelta(0))}
+            )
+        for _ in range(round(fault_rate * len(rows)) or (1 if fault_rate > 0 else 0)):
+            bad = dict(rng.choice(rows))
+            bad[rng.choice(["email", "segment", "customer_id"])] = rng.choice(["not-an-email", "vip", ""])
+            rows.append(bad)
+        folder = root / f"date={day.isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = [CUSTOMER_HEADER] + [",".join(r[c] for c in CUSTOMER_HEADER.split(",")) for r in rows]
+        (folder / "customers-000.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        rows_written += len(rows)
+    return rows_written
 
 
 if __name__ == "__main__":

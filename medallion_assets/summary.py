@@ -9,6 +9,11 @@ TABLES: dict[str, str | None] = {
     "bronze/orders": None,
     "silver/orders": "quarantine/orders",
     "gold/daily_sales": "quarantine/daily_sales",
+    "bronze/customers": None,
+    "silver/dim_customer": "quarantine/customers",
+    "gold/fact_orders": None,
+    "gold/dim_date": None,
+    "gold/customer_ltv": None,
     "monitoring/pipeline_runs": None,
 }
 

@@ -8,8 +8,10 @@ Sail gaps handled here and nowhere else:
 
 * dynamic partition overwrite silently overwrites the whole table, so partitions are replaced with
   ``replaceWhere`` after the DataFrame is filtered to exactly those partitions;
-* ``mergeSchema`` is refused together with ``replaceWhere``, so new columns are added first by an
-  empty ``mergeSchema`` append and missing columns are filled with typed nulls;
+* ``mergeSchema`` is refused together with ``replaceWhere``, an empty schema-merging append commits nothing,
+  and an overwrite silently drops columns the table lacks: new columns are added with ``deltalake``'s
+  ``alter.add_columns`` first (then checked), and missing columns are filled with typed nulls;
+* two concurrent partition overwrites both commit (rows end up twice): writers of a table take a lock;
 * ``replaceWhere`` on a table that does not exist yet fails, so the first write creates the table.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import re
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from deltalake import DeltaTable
+from deltalake import DeltaTable, Field
 
 from resources.errors import InvalidTableName
 from resources.partition_keys import is_contiguous, parse_days
@@ -72,6 +75,11 @@ def partition_predicate(partition_column: str, days: Iterable[str | date]) -> st
         return f"{col} >= DATE'{parsed[0].isoformat()}' AND {col} <= DATE'{parsed[-1].isoformat()}'"
     listed = ", ".join(f"DATE'{d.isoformat()}'" for d in parsed)
     return f"{col} IN ({listed})"
+
+
+def _nullable(field: Field) -> Field:
+    """New columns must be nullable: existing rows have no value for them."""
+    return Field(field.name, field.type, nullable=True, metadata=field.metadata)
 
 
 def with_commit_retries(
@@ -300,7 +308,13 @@ class DeltaTableStore(dg.ConfigurableResource):
         known = {f.name.lower() for f in current.fields}
         added = tuple(c for c in df.columns if c.lower() not in known)
         if added:
-            df.limit(0).write.format("delta").mode("append").option("mergeSchema", "true").save(uri)
+            # Sail neither merges schemas on replaceWhere nor commits an empty schema-merging append, and it
+            # silently drops unknown columns on overwrite: add them with deltalake first, then check.
+            fields = [Field.from_json(json.dumps(f.jsonValue())) for f in df.schema.fields if f.name in added]
+            self.delta_table(table).alter.add_columns([_nullable(f) for f in fields])
+            now = {f.name.lower() for f in df.sparkSession.read.format("delta").load(uri).schema.fields}
+            if not {c.lower() for c in added} <= now:
+                raise RuntimeError(f"{table}: could not add columns {added} to the Delta schema")
         present = {c.lower() for c in df.columns}
         missing = [f for f in current.fields if f.name.lower() not in present]
         if missing:

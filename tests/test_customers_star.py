@@ -1,0 +1,162 @@
+"""Customers SCD2 (new, changed, re-delivered, out-of-order days), the as-of fact join, schema evolution."""
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import SparkSession
+
+from medallion_assets.definitions import ASSETS, CHECKS
+from medallion_assets.sample_data import FAULTS, generate
+from medallion_assets.scd2 import as_of, scd2_versions
+
+HEADER = "customer_id,name,email,segment,region,updated_at"
+
+
+def write_csv(landing: Path, day: str, rows: list[str]) -> None:
+    folder = landing / "customers" / f"date={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "customers.csv").write_text("\n".join([HEADER, *rows]) + "\n")
+
+
+def run(resources: dict, selection: list[str], partition: str | None = None) -> dg.ExecuteInProcessResult:
+    kwargs = {"partition_key": partition} if partition else {}
+    return dg.materialize([*ASSETS, *CHECKS], resources=resources, selection=selection, raise_on_error=False, **kwargs)
+
+
+def dim(store) -> pd.DataFrame:
+    df = DeltaTable(store.table_uri("silver/dim_customer")).to_pandas()
+    return df.sort_values(["customer_id", "valid_from"]).reset_index(drop=True)
+
+
+@pytest.fixture(autouse=True)
+def small_feed_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three-row days: one bad row is a third of the day, so this table's gate is lowered for these tests."""
+    monkeypatch.setenv("MEDALLION_THRESHOLD_SILVER_DIM_CUSTOMER", "0.5")
+
+
+DAY1 = [
+    "C1,Ann,ann@example.com,consumer,north,2024-01-01T08:00:00Z",
+    "C2,Bob,bob@example.com,corporate,south,2024-01-01T09:00:00Z",
+    "C9,Bad,not-an-email,consumer,north,2024-01-01T09:00:00Z",
+]
+DAY2 = [
+    "C1,Ann,ann@new.example.com,consumer,north,2024-01-02T10:00:00Z",  # changed
+    "C2,Bob,bob@example.com,corporate,south,2024-01-02T11:00:00Z",  # re-delivered, same attributes
+]
+DAY3 = ["C1,Ann,ann@new.example.com,enterprise,north,2024-01-03T10:00:00Z"]  # changed again
+
+
+def test_scd2_new_changed_unchanged_and_out_of_order_days(resources, store, landing_root) -> None:
+    for day, rows in (("2024-01-01", DAY1), ("2024-01-03", DAY3), ("2024-01-02", DAY2)):
+        write_csv(landing_root, day, rows)
+        assert run(resources, ["bronze/customers"], day).success
+        assert run(resources, ["silver/dim_customer"]).success  # the day-2 load comes after day 3
+    d = dim(store)
+    ann = d[d.customer_id == "C1"]
+    assert ann["email"].tolist() == ["ann@example.com", "ann@new.example.com", "ann@new.example.com"]
+    assert ann["segment"].tolist() == ["consumer", "consumer", "enterprise"]
+    assert ann["valid_from"].dt.strftime("%Y-%m-%d %H").tolist() == ["2024-01-01 08", "2024-01-02 10", "2024-01-03 10"]
+    assert ann["valid_to"].iloc[:2].tolist() == ann["valid_from"].iloc[1:].tolist() and pd.isna(ann["valid_to"].iloc[2])
+    assert ann["is_current"].tolist() == [False, False, True]
+    bob = d[d.customer_id == "C2"]
+    assert len(bob) == 1 and bool(bob["is_current"].iloc[0])  # the identical re-delivery made no version
+    assert "C9" not in set(d.customer_id)
+    quarantine = DeltaTable(store.table_uri("quarantine/customers")).to_pandas()
+    assert quarantine["_quarantine_reasons"].map(list).tolist() == [["email_format"]]
+    # a rebuild in load order gives the same keys
+    keys = sorted(d["customer_sk"].tolist())
+    assert run(resources, ["silver/dim_customer"]).success
+    assert sorted(dim(store)["customer_sk"].tolist()) == keys and len(set(keys)) == len(keys)
+
+
+def test_fact_rows_get_the_version_valid_at_order_time(resources, store, landing_root) -> None:
+    write_csv(landing_root, "2024-01-01", DAY1)
+    write_csv(landing_root, "2024-01-02", DAY2)
+    for day in ("2024-01-01", "2024-01-02"):
+        assert run(resources, ["bronze/customers"], day).success
+    assert run(resources, ["silver/dim_customer"]).success
+    folder = landing_root / "orders" / "date=2024-01-02"
+    folder.mkdir(parents=True)
+    orders = [
+        ("o1", "C1", "2024-01-02T09:59:59Z"),  # before Ann's change at 10:00 -> first version
+        ("o2", "C1", "2024-01-02T10:00:00Z"),  # exactly at valid_from -> second version
+        ("o3", "C7", "2024-01-02T12:00:00Z"),  # unknown customer -> -1, kept
+    ]
+    lines = [
+        {"order_id": o, "customer_id": c, "order_ts": ts, "status": "paid", "amount": 10, "region": "north",
+         "updated_at": ts}
+        for o, c, ts in orders
+    ]  # fmt: skip
+    (folder / "part-000.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    result = run(resources, ["bronze/orders", "silver/orders", "gold/fact_orders"], "2024-01-02")
+    assert result.success
+    fact = DeltaTable(store.table_uri("gold/fact_orders")).to_pandas().set_index("order_id")
+    d = dim(store)
+    ann = d[d.customer_id == "C1"]["customer_sk"].tolist()
+    assert fact.loc["o1", "customer_sk"] == ann[0] and fact.loc["o2", "customer_sk"] == ann[1]
+    assert fact.loc["o3", "customer_sk"] == -1 and fact.loc["o3", "date_key"] == 20240102
+    [ri] = [c for c in result.get_asset_check_evaluations() if c.check_name == "customer_known_at_order_time"]
+    assert not ri.passed and ri.severity == dg.AssetCheckSeverity.WARN
+    assert ri.metadata["unknown_customer_rows"].value == 1
+    assert run(resources, ["gold/customer_ltv", "gold/dim_date"]).success
+    ltv = DeltaTable(store.table_uri("gold/customer_ltv")).to_pandas().set_index("customer_id")
+    assert ltv.loc["C1", "total_orders"] == 2 and ltv.loc["C1", "current_segment"] == "consumer"
+    assert pd.isna(ltv.loc["C7", "current_segment"]) and ltv.loc["C7", "lifetime_value"] == 10
+    dates = DeltaTable(store.table_uri("gold/dim_date")).to_pandas().set_index("date_key")
+    assert dates.loc[20240101, "day_of_week"] == 1 and dates.loc[20240106, "is_weekend"]
+    assert dates.loc[20240101, "quarter"] == 1 and dates.loc[20240101, "month_name"] == "January"
+
+
+def test_scd2_transform_directly(spark: SparkSession) -> None:
+    rows = spark.createDataFrame(
+        [
+            ("A", "x", datetime(2024, 1, 3), 1),
+            ("A", "x", datetime(2024, 1, 1), 1),  # out of order
+            ("A", "y", datetime(2024, 1, 2), 1),
+            ("A", "z", datetime(2024, 1, 2), 2),  # same instant, later line wins
+            ("B", "q", datetime(2024, 1, 1), 1),
+        ],
+        "id string, attr string, ts timestamp, line int",
+    )
+    v = scd2_versions(rows, key="id", attributes=["attr"], valid_from="ts", tie_breakers=["line"], sk_name="sk")
+    got = sorted(
+        (r.id, r.attr, r.valid_from.day, r.valid_to.day if r.valid_to else None, r.is_current) for r in v.collect()
+    )
+    assert got == [
+        ("A", "x", 1, 2, False),
+        ("A", "x", 3, None, True),
+        ("A", "z", 2, 3, False),
+        ("B", "q", 1, None, True),
+    ]
+    facts = spark.createDataFrame(
+        [("A", datetime(2024, 1, 2, 12)), ("C", datetime(2024, 1, 2))], "id string, at timestamp"
+    )
+    joined = {r.id: r.sk for r in as_of(facts, v, key="id", at="at", sk_name="sk").collect()}
+    z = next(r.sk for r in v.collect() if r.attr == "z")
+    assert joined == {"A": z, "C": -1}
+
+
+def test_a_new_landing_field_shows_up_in_bronze_and_silver_ignores_it(resources, store, landing_root) -> None:
+    quiet = {k: 0.0 for k in FAULTS}
+    generate(landing_root, days=1, orders_per_day=50, seed=1, rates=quiet)
+    assert run(resources, ["bronze/orders", "silver/orders"], "2024-01-01").success
+    generate(
+        landing_root, days=1, orders_per_day=50, seed=1, start=date(2024, 1, 2), rates={**quiet, "extra_fields": 0.2}
+    )
+    result = run(resources, ["bronze/orders", "silver/orders"], "2024-01-02")
+    assert result.success
+    [bronze_event] = [
+        e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["bronze", "orders"])
+    ]
+    meta = bronze_event.materialization.metadata
+    assert set(meta["added_columns"].value) == {"channel", "promo_code"}
+    bronze = DeltaTable(store.table_uri("bronze/orders")).to_pandas()
+    assert bronze[bronze.order_date.astype(str) == "2024-01-01"]["promo_code"].isna().all()
+    assert bronze["promo_code"].notna().sum() > 0
+    silver = DeltaTable(store.table_uri("silver/orders")).to_pandas()
+    assert "promo_code" not in silver.columns and len(silver) > 0
