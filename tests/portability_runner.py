@@ -14,8 +14,11 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from medallion_assets import transforms
-from medallion_assets.bronze import read_lines
+from medallion_assets import customers_contract, transforms
+from medallion_assets.bronze import read_lines, union_all
+from medallion_assets.customers import dim_versions, read_csv
+from medallion_assets.quality.rules import evaluate, is_valid
+from medallion_assets.star import calendar
 from resources.landing import LandingZone
 
 NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)
@@ -71,6 +74,11 @@ def main() -> None:
         "silver_stats": transforms.silver_stats(validated),
         "gold": transforms.daily_sales(silver),
     }
+    landing = LandingZone(root=args.landing)
+    csvs = [read_csv(spark, landing, d, p) for d in args.days.split(",") for p in landing.files("customers", d)]
+    customers = evaluate(customers_contract.typed(union_all(csvs)), customers_contract.RULES)
+    outputs["dim_customer"] = dim_versions(customers.filter(is_valid()))
+    outputs["dim_date"] = calendar(spark, datetime(2024, 1, 1).date(), datetime(2024, 12, 31).date())
     for name, df in outputs.items():
         dump(df, out / f"{name}.jsonl")
     spark.stop()

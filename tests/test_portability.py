@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medallion_assets.sample_data import generate
+from medallion_assets.sample_data import generate, generate_customers
 
-OUTPUTS = ("line_stats", "bronze", "silver", "quarantine", "silver_stats", "gold")
+OUTPUTS = ("line_stats", "bronze", "silver", "quarantine", "silver_stats", "gold", "dim_customer", "dim_date")
 
 
 # pyspark marks the test process as Connect-only once a Connect session exists; the JVM child must not inherit it.
@@ -47,6 +47,7 @@ def test_sail_and_jvm_spark_agree(tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     report = generate(landing, days=2, orders_per_day=150, seed=5, start=__import__("datetime").date(2024, 3, 1))
     assert report.faults
+    generate_customers(landing, days=2, customers=300, seed=5, start=__import__("datetime").date(2024, 3, 1))
     run("sail", landing, tmp_path / "sail")
     run("jvm", landing, tmp_path / "jvm")
     for name in OUTPUTS:
