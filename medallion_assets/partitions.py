@@ -12,8 +12,16 @@ from resources.partition_keys import parse_days
 START_DATE = os.environ.get("MEDALLION_START_DATE", "2024-01-01")
 #: end_offset=1: today is a partition too, so file-arrival sensors can build the current day as files land.
 DAILY = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC", end_offset=1)
-#: One engine pass over the whole selected range; per-day gates still apply inside it.
-RANGE_POLICY = dg.BackfillPolicy.single_run()
+
+
+def backfill_policy() -> dg.BackfillPolicy:
+    """One engine pass over a whole backfill range (per-day gates still apply inside it), or chunks of
+    ``MEDALLION_MAX_PARTITIONS_PER_RUN`` days for very long ranges."""
+    chunk = os.environ.get("MEDALLION_MAX_PARTITIONS_PER_RUN")
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=int(chunk)) if chunk else dg.BackfillPolicy.single_run()
+
+
+RANGE_POLICY = backfill_policy()
 
 
 def run_days(context: dg.AssetExecutionContext) -> list[str]:

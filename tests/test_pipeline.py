@@ -156,3 +156,23 @@ def test_tables_are_plain_delta_readable_by_deltalake(resources, store, sample, 
     dt = DeltaTable(store.table_uri(name))
     assert dt.metadata().partition_columns == ["order_date"]
     assert dt.protocol().min_reader_version >= 1 and dt.to_pyarrow_table().num_rows > 0
+
+
+def test_a_range_in_one_pass_equals_day_by_day(resources, store, sample, tmp_path) -> None:
+    from resources.delta_store import DeltaTableStore
+
+    assert materialize_days(resources, "2024-01-01", "2024-01-03").success
+    one_pass = {name: stable(table(store, name)) for name in TABLES}
+    daily_store = DeltaTableStore(root=str(tmp_path / "daily"))
+    daily = {**resources, "store": daily_store}
+    for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
+        assert materialize_days(daily, day).success
+    assert {name: stable(table(daily_store, name)) for name in TABLES} == one_pass
+
+
+def test_backfill_chunk_size_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medallion_assets.partitions import backfill_policy
+
+    assert backfill_policy() == dg.BackfillPolicy.single_run()
+    monkeypatch.setenv("MEDALLION_MAX_PARTITIONS_PER_RUN", "30")
+    assert backfill_policy() == dg.BackfillPolicy.multi_run(max_partitions_per_run=30)
