@@ -53,11 +53,15 @@ demo: sample-data materialize summary  ## everything `make dev` does, headless, 
 java:  ## the portability tests run classic JVM Spark next to Sail
 	@command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless)
 
+.PHONY: browser
+browser:  ## the UI tests drive the Dagster UI in Debian's headless Chromium (never a Playwright download)
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install java lint  ## install what the tests need and run the whole suite
+test: install java browser lint  ## install what the tests need and run the whole suite
 	$(BIN)/pytest -q
 
 lock: $(BIN)/activate  ## re-resolve the pinned set and rewrite constraints.txt
