@@ -78,7 +78,7 @@ def bronze_orders(
     lines, files = read_lines(spark, landing, days)
     parsed = transforms.parsed_lines(lines)
     extras = transforms.extra_columns(r.key for r in transforms.json_keys(parsed).collect())
-    bronze = transforms.bronze_orders(parsed, extras=extras, ingested_at=started)
+    bronze = transforms.bronze_orders(lines, extras=extras, ingested_at=started)
     stats = {r.order_date.isoformat(): gate_stats(r.asDict()) for r in transforms.line_stats(lines).collect()}
     outcomes = decide(days, stats, threshold(TABLE))
     published = [o.day for o in outcomes if o.passed]

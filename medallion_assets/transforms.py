@@ -65,14 +65,26 @@ def extra_columns(keys: Iterable[str]) -> dict[str, str]:
     return columns
 
 
-def bronze_orders(parsed: DataFrame, *, extras: Mapping[str, str], ingested_at: datetime) -> DataFrame:
-    """Bronze rows: every contract field and extra field as raw text, plus audit columns."""
-    json = F.col("_json")
-    return parsed.select(
+def bronze_orders(lines: DataFrame, *, extras: Mapping[str, str], ingested_at: datetime) -> DataFrame:
+    """Bronze rows from non-blank ``lines``: every contract and extra field as raw text, plus audit columns.
+
+    One struct parse yields every field (a JSON value of another type keeps its JSON text) and one map parse
+    tells whether the line is a JSON object at all; Sail re-parses for each reference to a ``from_json``
+    expression, so per-field map lookups would parse every line once per field.
+    """
+    keys = [*contract.FIELDS, *extras]
+    struct = ", ".join(f"`{k.replace('`', '``')}` string" for k in keys)
+    staged = lines.filter(~is_blank(F.col("value"))).select(
+        *LINE_COLUMNS,
+        F.from_json("value", struct).alias("_fields"),
+        F.from_json("value", "map<string,string>").isNull().alias("_not_object"),
+    )
+    fields, bad = F.col("_fields"), F.col("_not_object")
+    return staged.select(
         F.col("order_date"),
-        *(json.getItem(f).alias(f) for f in contract.FIELDS),
-        *(json.getItem(key).alias(name) for key, name in extras.items()),
-        F.when(json.isNull(), F.col("value")).alias("_corrupt_record"),
+        *(F.when(~bad, fields.getField(f)).alias(f) for f in contract.FIELDS),
+        *(F.when(~bad, fields.getField(key)).alias(name) for key, name in extras.items()),
+        F.when(bad, F.col("value")).alias("_corrupt_record"),
         F.col("_source_file"),
         F.col("_line_number"),
         F.lit(ingested_at).cast("timestamp").alias("_ingested_at"),
@@ -80,19 +92,29 @@ def bronze_orders(parsed: DataFrame, *, extras: Mapping[str, str], ingested_at: 
 
 
 def line_stats(lines: DataFrame) -> DataFrame:
-    """Per day: lines read, blank lines, lines that do not parse, lines missing a required field."""
-    value = F.col("value")
-    parsed = F.from_json(value, "map<string,string>")
+    """Per day: lines read, blank lines, lines that do not parse, lines missing a required field.
+
+    Sail does no common-subexpression elimination and inlines projections, so every reference to a
+    ``from_json`` expression parses the line again: parse the required fields once into a struct (values as
+    their raw text) and test "is a JSON object" with one map parse, instead of a map lookup per field.
+    """
+    struct = ", ".join(f"`{f}` string" for f in contract.REQUIRED)
+    staged = lines.select(
+        "order_date",
+        is_blank(F.col("value")).alias("_blank"),
+        F.from_json("value", "map<string,string>").isNull().alias("_corrupt"),
+        F.from_json("value", struct).alias("_fields"),
+    )
     missing = F.lit(False)
     for field in contract.REQUIRED:
-        item = parsed.getItem(field)
+        item = F.col("_fields").getField(field)
         missing = missing | item.isNull() | (F.trim(item) == "")
-    blank = is_blank(value)
-    return lines.groupBy("order_date").agg(
+    blank, corrupt = F.col("_blank"), F.col("_corrupt")
+    return staged.groupBy("order_date").agg(
         F.count(F.lit(1)).alias("lines"),
         F.sum(blank.cast("long")).alias("blank"),
-        F.sum((~blank & parsed.isNull()).cast("long")).alias("corrupt"),
-        F.sum((~blank & parsed.isNotNull() & missing).cast("long")).alias("missing_required"),
+        F.sum((~blank & corrupt).cast("long")).alias("corrupt"),
+        F.sum((~blank & ~corrupt & missing).cast("long")).alias("missing_required"),
     )
 
 

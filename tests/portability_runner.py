@@ -63,7 +63,7 @@ def main() -> None:
     lines, _ = read_lines(spark, LandingZone(root=args.landing), args.days.split(","))
     parsed = transforms.parsed_lines(lines)
     extras = transforms.extra_columns(r.key for r in transforms.json_keys(parsed).collect())
-    bronze = transforms.bronze_orders(parsed, extras=extras, ingested_at=NOW)
+    bronze = transforms.bronze_orders(lines, extras=extras, ingested_at=NOW)
     validated = transforms.validated_orders(bronze)
     silver = transforms.silver_orders(validated)
     outputs = {

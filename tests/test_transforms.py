@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from medallion_assets import orders_contract as contract
 from medallion_assets import transforms
@@ -38,7 +39,7 @@ def lines(spark: SparkSession, *items: str | dict, file: str = "orders/date=2024
 def bronze(df: DataFrame) -> DataFrame:
     parsed = transforms.parsed_lines(df)
     extras = transforms.extra_columns(r.key for r in transforms.json_keys(parsed).collect())
-    return transforms.bronze_orders(parsed, extras=extras, ingested_at=NOW)
+    return transforms.bronze_orders(df, extras=extras, ingested_at=NOW)
 
 
 def reasons(spark: SparkSession, *items) -> dict[int, list[str]]:
@@ -175,10 +176,20 @@ def test_daily_sales(spark: SparkSession) -> None:
             ("6", "c4", "placed", Decimal("3.00"), "s"),
         ],
         "order_id string, customer_id string, status string, amount decimal(18,2), region string",
-    ).withColumn("order_date", __import__("pyspark.sql.functions", fromlist=["lit"]).lit(DAY).cast("date"))
+    ).withColumn("order_date", F.lit(DAY).cast("date"))
     got = {r.region: r.asDict() for r in transforms.daily_sales(silver).collect()}
     assert got["n"]["orders"] == 3 and got["n"]["revenue"] == Decimal("20.00")
     assert got["n"]["avg_order_value"] == Decimal("6.67") and got["n"]["customers"] == 2
     assert (got["n"]["cancelled"], got["n"]["returned"]) == (1, 0)
     assert got["s"]["orders"] == 0 and got["s"]["revenue"] == Decimal("0.00") and got["s"]["avg_order_value"] is None
     assert (got["s"]["customers"], got["s"]["returned"]) == (0, 1)
+
+
+def test_bronze_line_numbers_hold_on_a_large_file(spark: SparkSession, tmp_path: Path) -> None:
+    """Line numbers come from the read order of the file; the parse stages on top must not reorder them."""
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps(order(order_id=f"o{i}")) + "\n" for i in range(1, 70_001)))
+    numbered = transforms.number_lines(spark.read.text(str(path)), source_file="big", order_date=DAY)
+    rows = transforms.bronze_orders(numbered, extras={}, ingested_at=NOW).select("order_id", "_line_number")
+    wrong = rows.filter(F.concat(F.lit("o"), F.col("_line_number").cast("string")) != F.col("order_id")).count()
+    assert rows.count() == 70_000 and wrong == 0
