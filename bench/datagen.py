@@ -20,24 +20,20 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-REGIONS = np.array(["north", "south", "east", "west", "central"])
-CURRENCIES = np.array(["USD", "EUR", "GBP"])
-#: Lifecycles after "placed" (same as sample_data) and their weights.
-LIFECYCLES = (
-    (),
-    ("paid",),
-    ("paid", "shipped"),
-    ("paid", "shipped", "delivered"),
-    ("cancelled",),
-    ("paid", "returned"),
-)
-WEIGHTS = np.array([2, 3, 2, 3, 1, 1]) / 12
+from medallion_assets.orders_contract import FIELDS
+from medallion_assets.sample_data import CURRENCIES as _CURRENCIES
+from medallion_assets.sample_data import LIFECYCLE_WEIGHTS, LIFECYCLES
+from medallion_assets.sample_data import REGIONS as _REGIONS
+
+REGIONS = np.array(_REGIONS)
+CURRENCIES = np.array(_CURRENCIES)
+#: Lifecycles after "placed" (shared with sample_data) and their weights.
+WEIGHTS = np.array(LIFECYCLE_WEIGHTS) / sum(LIFECYCLE_WEIGHTS)
 #: status of update ``i`` (0-based) of lifecycle ``p``: ``STATUS_TABLE[p, i]``.
 STATUS_TABLE = np.array([[*p, *([""] * (3 - len(p)))] for p in LIFECYCLES], dtype=object)
 #: (seconds, suffix) of the UTC offsets order timestamps are written in.
 OFFSETS = ((0, "Z"), (7_200, "+02:00"), (-18_000, "-05:00"), (19_800, "+05:30"))
 REDELIVERED = 0.05
-FIELDS = ("order_id", "customer_id", "order_ts", "status", "amount", "currency", "region", "updated_at")
 
 
 @dataclass(frozen=True)
