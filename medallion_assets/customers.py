@@ -4,7 +4,7 @@ import re
 from datetime import datetime, timezone
 
 import dagster as dg
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from medallion_assets import customers_contract as contract
@@ -16,6 +16,7 @@ from medallion_assets.quality.rules import REASONS, evaluate, is_valid, rule_sta
 from medallion_assets.quality.thresholds import threshold
 from medallion_assets.reporting import write_metadata
 from medallion_assets.scd2 import scd2_versions
+from medallion_assets.transforms import with_line_numbers
 from resources.delta_store import DeltaTableStore
 from resources.engine import SparkEngine
 from resources.landing import LandingZone
@@ -38,11 +39,8 @@ def read_csv(spark: SparkSession, landing: LandingZone, day: str, path) -> DataF
     for field in contract.FIELDS:
         if field not in df.columns:
             df = df.withColumn(field, F.lit(None).cast("string"))
-    ordered = Window.partitionBy(F.lit(1)).orderBy("_read_order")
     return (
-        df.withColumn("_read_order", F.monotonically_increasing_id())
-        .withColumn("_line_number", (F.row_number().over(ordered) + 1).cast("long"))
-        .drop("_read_order")
+        with_line_numbers(df, first=2)  # line 1 is the header
         .withColumn("_source_file", F.lit(landing.relative(path)))
         .withColumn(PART, F.lit(day).cast("date"))
     )

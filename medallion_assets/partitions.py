@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 
 import dagster as dg
@@ -22,6 +23,14 @@ def backfill_policy() -> dg.BackfillPolicy:
 
 
 RANGE_POLICY = backfill_policy()
+
+
+def tagged_range(tags: Mapping[str, str]) -> tuple[str, str] | None:
+    """The first and last partition key a run targets, from its tags; None for an unpartitioned run."""
+    if "dagster/partition" in tags:
+        return tags["dagster/partition"], tags["dagster/partition"]
+    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    return (start, end) if start and end else None
 
 
 def run_days(context: dg.AssetExecutionContext) -> list[str]:

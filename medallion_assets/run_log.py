@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-import dagster as dg
 from pyspark.sql import SparkSession
 
 from resources.delta_store import DeltaTableStore
@@ -99,10 +98,6 @@ def upstream_refusals(store: DeltaTableStore, upstream: str, days: Iterable[str]
         elif not attempt["passed"]:
             refused[day] = f"{upstream} {day} was refused by its quality gate in run {attempt['run_id']}"
     return refused
-
-
-def asset_key_string(key: dg.AssetKey) -> str:
-    return "/".join(key.path)
 
 
 def refused_in_run(store: DeltaTableStore, run_id: str) -> list[dict[str, Any]]:

@@ -21,20 +21,27 @@ _RESERVED = {*contract.FIELDS, *contract.AUDIT_COLUMNS, contract.PARTITION_COLUM
 
 
 # -- bronze ----------------------------------------------------------------------------------------------
+def with_line_numbers(rows: DataFrame, *, first: int = 1) -> DataFrame:
+    """Add ``_line_number`` to the rows of ONE file read, in read order (``first`` for the first row).
+
+    The only place that numbers lines: a single-file read keeps file order in its row ids on Sail and Spark;
+    ``tests/test_transforms.py`` checks it on a large file.
+    """
+    in_read_order = Window.partitionBy(F.lit(0)).orderBy("_read_order")
+    return (
+        rows.withColumn("_read_order", F.monotonically_increasing_id())
+        .withColumn("_line_number", (F.row_number().over(in_read_order) + (first - 1)).cast("long"))
+        .drop("_read_order")
+    )
+
+
 def number_lines(text: DataFrame, *, source_file: str, order_date: str) -> DataFrame:
     """Tag the rows of one file read with ``spark.read.text`` with its name, line numbers and folder date."""
-    tagged = text.select(
+    return with_line_numbers(text).select(
         F.lit(order_date).cast("date").alias("order_date"),
         F.lit(source_file).alias("_source_file"),
-        F.monotonically_increasing_id().alias("_read_order"),
+        "_line_number",
         F.regexp_replace(F.col("value"), "\r$", "").alias("value"),
-    )
-    in_file_order = Window.partitionBy("_source_file").orderBy("_read_order")
-    return tagged.select(
-        "order_date",
-        "_source_file",
-        F.row_number().over(in_file_order).cast("long").alias("_line_number"),
-        "value",
     )
 
 
@@ -131,9 +138,6 @@ def validated_orders(bronze: DataFrame) -> DataFrame:
         F.col("t_updated_at").desc(), F.col("_source_file").desc(), F.col("_line_number").desc()
     )
     return checked.withColumn("_valid", is_valid()).withColumn("_version_rank", F.row_number().over(latest_first))
-
-
-SILVER_COLUMNS = (*contract.FIELDS, "_source_file", "_line_number", "_ingested_at", contract.PARTITION_COLUMN)
 
 
 def silver_orders(validated: DataFrame) -> DataFrame:

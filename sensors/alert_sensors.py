@@ -3,17 +3,18 @@
 import dagster as dg
 
 from medallion_assets import run_log
+from medallion_assets.partitions import tagged_range
 from resources.alerts import AlertWebhook
 from resources.delta_store import DeltaTableStore
 from sensors.landing_sensors import automation_status
 
 
 def run_partitions(run: dg.DagsterRun) -> list[str]:
-    tags = run.tags
-    if "dagster/partition" in tags:
-        return [tags["dagster/partition"]]
-    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
-    return [f"{start}...{end}"] if start and end else []
+    """``[day]`` or ``["first...last"]`` for a partitioned run, ``[]`` otherwise."""
+    tagged = tagged_range(run.tags)
+    if tagged is None:
+        return []
+    return [tagged[0]] if tagged[0] == tagged[1] else [f"{tagged[0]}...{tagged[1]}"]
 
 
 def step_asset(step_key: str) -> str:

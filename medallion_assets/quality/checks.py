@@ -4,16 +4,9 @@ import dagster as dg
 import pandera.errors
 import pandera.pandas as pa
 
+from medallion_assets.partitions import tagged_range
 from resources.delta_store import DeltaTableStore
 from resources.partition_keys import day_range
-
-
-def run_days(tags: dict[str, str]) -> list | None:
-    """The days a run targets, from its partition tags; None for an unpartitioned run (e.g. a check-only run)."""
-    if "dagster/partition" in tags:
-        return day_range(tags["dagster/partition"], tags["dagster/partition"])
-    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
-    return day_range(start, end) if start and end else None
 
 
 def pandera_check(
@@ -31,7 +24,8 @@ def pandera_check(
         if not store.exists(table):
             return dg.AssetCheckResult(passed=False, metadata={"error": f"{table} does not exist"})
         dt = store.delta_table(table)
-        days = run_days(dict(context.run.tags)) if context.run else None
+        tagged = tagged_range(context.run.tags) if context.run else None
+        days = day_range(*tagged) if tagged else None
         if days is None:
             latest = dt.to_pyarrow_table(columns=[partition_column]).column(partition_column)
             days = [max(latest.to_pylist())] if len(latest) else []

@@ -60,9 +60,6 @@ class Rule:
         """True when the row fails this rule."""
         return ~F.coalesce(self.condition(), F.lit(False))
 
-    def with_action(self, action: Action) -> Rule:
-        return Rule(self.name, self.condition, action, self.description, self.columns)
-
 
 def sql(name: str, expression: str, *, action: Action = "drop", description: str = "") -> Rule:
     """A rule from a SQL boolean expression over the row's columns."""
@@ -226,9 +223,6 @@ class RuleSet:
     @property
     def names(self) -> list[str]:
         return [r.name for r in self.rules]
-
-    def by_action(self, action: Action) -> list[Rule]:
-        return [r for r in self.rules if r.action == action]
 
 
 def _unique(partition_column: str) -> Callable[[str], Column]:
