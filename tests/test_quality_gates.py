@@ -6,13 +6,14 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
 from medallion_assets import run_log
 from medallion_assets.definitions import ASSETS, CHECKS
 from medallion_assets.quality.checks import validate
-from medallion_assets.quality.schemas import GoldDailySales, SilverOrders
+from medallion_assets.quality.schemas import GoldDailySales, SilverOrders, arrow_frame
 from medallion_assets.sample_data import FAULTS, generate
 from resources.delta_store import DeltaTableStore
 
@@ -136,18 +137,21 @@ def test_run_log_failure_never_blocks_the_data_write(resources, store, landing_r
 
 
 def test_pandera_reports_failure_cases() -> None:
-    silver = pd.DataFrame(
-        {
-            "order_id": ["o1", "o1"],
-            "customer_id": ["c1", ""],
-            "order_ts": pd.to_datetime(["2024-01-02T10:00:00Z", "2024-01-03T10:00:00Z"]).astype("datetime64[us, UTC]"),
-            "status": ["paid", "lost"],
-            "amount": [Decimal("10.00"), Decimal("-1.00")],
-            "currency": ["USD", "usd"],
-            "region": ["n", "n"],
-            "updated_at": pd.to_datetime(["2024-01-02T10:00:00Z"] * 2).astype("datetime64[us, UTC]"),
-            "order_date": [date(2024, 1, 2)] * 2,
-        }
+    ts = pa.timestamp("us", tz="UTC")
+    silver = arrow_frame(
+        pa.table(
+            {
+                "order_id": ["o1", "o1"],
+                "customer_id": ["c1", ""],
+                "order_ts": pa.array(pd.to_datetime(["2024-01-02T10:00:00Z", "2024-01-03T10:00:00Z"]), ts),
+                "status": ["paid", "lost"],
+                "amount": pa.array([Decimal("10.00"), Decimal("-1.00")], pa.decimal128(18, 2)),
+                "currency": ["USD", "usd"],
+                "region": ["n", "n"],
+                "updated_at": pa.array(pd.to_datetime(["2024-01-02T10:00:00Z"] * 2), ts),
+                "order_date": pa.array([date(2024, 1, 2)] * 2, pa.date32()),
+            }
+        )
     )
     result = validate(SilverOrders, silver)
     assert not result.passed
@@ -172,7 +176,7 @@ def test_pandera_check_runs_on_the_published_table(resources, store, landing_roo
     assert evaluation.check_name == "pandera_schema" and not evaluation.passed
     assert "customers_within_orders" in evaluation.metadata["failed_checks"].value
     assert evaluation.metadata["partitions"].value == ["2024-01-01"]
-    assert validate(GoldDailySales, gold.to_pandas().iloc[0:0]).passed
+    assert validate(GoldDailySales, arrow_frame(gold.to_pyarrow_table()).iloc[0:0]).passed
 
 
 @pytest.mark.parametrize("table", ["quarantine/orders", "quarantine/daily_sales"])

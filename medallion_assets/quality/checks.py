@@ -5,6 +5,7 @@ import pandera.errors
 import pandera.pandas as pa
 
 from medallion_assets.partitions import tagged_range
+from medallion_assets.quality.schemas import arrow_frame
 from resources.delta_store import DeltaTableStore
 from resources.partition_keys import day_range
 
@@ -31,7 +32,8 @@ def pandera_check(
             days = [max(latest.to_pylist())] if len(latest) else []
         # partitions= prunes by the Delta log; filters= would first build a dataset over every file
         wanted = [str(d) for d in days]
-        result = validate(model, dt.to_pandas(partitions=[(partition_column, "in", wanted)]) if days else None)
+        frame = arrow_frame(dt.to_pyarrow_table(partitions=[(partition_column, "in", wanted)])) if days else None
+        result = validate(model, frame)
         return dg.AssetCheckResult(
             passed=result.passed,
             metadata={**result.metadata, "partitions": dg.MetadataValue.json([str(d) for d in days])},
