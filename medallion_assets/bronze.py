@@ -76,10 +76,11 @@ def bronze_orders(
     days = run_days(context)
     spark = engine.get_session()
     lines, files = read_lines(spark, landing, days)
-    parsed = transforms.parsed_lines(lines)
-    extras = transforms.extra_columns(r.key for r in transforms.json_keys(parsed).collect())
+    # One pass gives the gate's statistics and the JSON keys (new landing fields become bronze columns).
+    per_day = transforms.line_stats(lines).collect()
+    stats = {r.order_date.isoformat(): gate_stats(r.asDict()) for r in per_day}
+    extras = transforms.extra_columns({key for r in per_day for key in r["keys"] or ()})
     bronze = transforms.bronze_orders(lines, extras=extras, ingested_at=started)
-    stats = {r.order_date.isoformat(): gate_stats(r.asDict()) for r in transforms.line_stats(lines).collect()}
     outcomes = decide(days, stats, threshold(TABLE))
     published = [o.day for o in outcomes if o.passed]
     write = None

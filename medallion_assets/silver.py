@@ -18,7 +18,7 @@ from medallion_assets.partitions import DAILY, RANGE_POLICY, SILVER_FRESHNESS, r
 from medallion_assets.quality.gate import GATE_CHECK, DayOutcome, GateContext, decide, finish
 from medallion_assets.quality.thresholds import threshold
 from medallion_assets.reporting import write_metadata
-from resources.delta_store import DeltaTableStore
+from resources.delta_store import DeltaTableStore, WriteResult
 from resources.engine import SparkEngine
 
 TABLE = "silver/orders"
@@ -97,33 +97,47 @@ def silver_orders(
     started = datetime.now(timezone.utc)
     days = run_days(context)
     spark = engine.get_session()
+    gate = GateContext(context, store, spark, TABLE, engine.resolved_mode, started)
     refusals = run_log.upstream_refusals(store, UPSTREAM, days)
     todo = [d for d in days if d not in refusals]
-    stats: dict[str, dict] = {}
-    write = q_write = None
-    quarantine = None
-    if todo:
-        bronze = store.read(spark, UPSTREAM, partition_column=PART, days=todo)
-        validated = transforms.validated_orders(bronze)
+    if not todo:
+        return publish(gate, decide(days, {}, threshold(TABLE), refusals), None)
+    bronze = store.read(spark, UPSTREAM, partition_column=PART, days=todo)
+    # Statistics, quarantine and silver all read the validated rows: compute them (and the window) once.
+    with store.staged(transforms.validated_orders(bronze), name="silver_orders") as validated:
         stats = {r[PART].isoformat(): r.asDict() for r in transforms.silver_stats(validated).collect()}
         quarantine = transforms.quarantined_orders(validated, bronze.columns, quarantined_at=started).withColumn(
             "_run_id", F.lit(context.run_id)
         )
         q_write = store.replace_partitions(QUARANTINE, quarantine, partition_column=PART, days=todo)
-    outcomes = decide(days, stats, threshold(TABLE), refusals)
-    published = [o.day for o in outcomes if o.passed]
-    if published:
+        outcomes = decide(days, stats, threshold(TABLE), refusals)
+        published = [o.day for o in outcomes if o.passed]
         silver = transforms.silver_orders(validated)
-        write = store.replace_partitions(TABLE, silver, partition_column=PART, days=published)
+        write = store.replace_partitions(TABLE, silver, partition_column=PART, days=published) if published else None
+        bad = [o.day for o in outcomes if not o.passed and not o.upstream_refusal]
+        samples = quarantine_samples(quarantine, bad)
+    return publish(gate, outcomes, write, q_write, samples)
 
-    def samples(bad: list[str]) -> list[dict]:
-        if quarantine is None or not bad:
-            return []
-        cols = [contract.KEY, "amount", "status", "_source_file", "_line_number", "_quarantine_reasons"]
-        return [r.asDict() for r in quarantine.filter(F.col(PART).isin(bad)).select(*cols).limit(5).collect()]
 
+def quarantine_samples(quarantine: DataFrame, days: list[str], n: int = 5) -> list[dict]:
+    """A few quarantined rows of ``days``, for the failure message."""
+    if not days:
+        return []
+    cols = [contract.KEY, "amount", "status", "_source_file", "_line_number", "_quarantine_reasons"]
+    return [r.asDict() for r in quarantine.filter(F.col(PART).isin(days)).select(*cols).limit(n).collect()]
+
+
+def publish(
+    gate: GateContext,
+    outcomes: list[DayOutcome],
+    write: WriteResult | None,
+    q_write: WriteResult | None = None,
+    samples: list[dict] | None = None,
+) -> dg.MaterializeResult:
+    """The run log, per-day gate results and read-back checks, then the result (or the failure)."""
+    published = [o.day for o in outcomes if o.passed]
     return finish(
-        GateContext(context, store, spark, TABLE, engine.resolved_mode, started),
+        gate,
         outcomes,
         version=write.version if write else None,
         metadata={
@@ -140,6 +154,9 @@ def silver_orders(
             ),
             **write_metadata(write),
         },
-        samples=samples,
-        check_results=[accounting_check(store, spark, outcomes), unique_key_check(store, spark, published)],
+        samples=lambda bad: samples or [],
+        check_results=[
+            accounting_check(gate.store, gate.spark, outcomes),
+            unique_key_check(gate.store, gate.spark, published),
+        ],
     )

@@ -12,7 +12,10 @@ Sail gaps handled here and nowhere else:
   and an overwrite silently drops columns the table lacks: new columns are added with ``deltalake``'s
   ``alter.add_columns`` first (then checked), and missing columns are filled with typed nulls;
 * two concurrent partition overwrites both commit (rows end up twice): writers of a table take a lock;
-* ``replaceWhere`` on a table that does not exist yet fails, so the first write creates the table.
+* ``replaceWhere`` on a table that does not exist yet fails, so the first write creates the table;
+* ``cache()``/``persist()`` are accepted but cache nothing and ``localCheckpoint()`` needs a configured
+  checkpoint store, so a frame read several times is computed again each time: ``staged`` writes it once to
+  scratch Parquet under ``<root>/_staging`` and hands back the read-back frame.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -178,6 +182,35 @@ class DeltaTableStore(dg.ConfigurableResource):
                 raise ValueError("reading by days needs the partition column")
             df = df.filter(partition_predicate(partition_column, days))
         return df
+
+    # -- scratch -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def staged(self, df: DataFrame, *, name: str) -> Iterator[DataFrame]:
+        """Compute ``df`` once into scratch Parquet and yield it read back; the scratch is removed on exit.
+
+        For a frame that several actions read (gate statistics, quarantine, publish): on Sail each action
+        would otherwise recompute it from its sources, window sorts included.
+        """
+        if not _COLUMN.fullmatch(name):
+            raise InvalidTableName(f"staging name {name!r} is not a plain identifier")
+        uri = f"{self.root_uri}/_staging/{name}-{uuid.uuid4().hex[:12]}"
+        df.write.mode("overwrite").parquet(uri)
+        try:
+            yield df.sparkSession.read.schema(df.schema).parquet(uri)
+        finally:
+            self._remove_scratch(uri)
+
+    def _remove_scratch(self, uri: str) -> None:
+        try:
+            if "://" not in uri:
+                shutil.rmtree(uri)
+                return
+            from pyarrow import fs
+
+            filesystem, path = fs.FileSystem.from_uri(uri)
+            filesystem.delete_dir(path)
+        except Exception as exc:  # scratch left behind is never read again; say where it is
+            LOG.warning("could not remove scratch %s: %s", uri, exc)
 
     # -- writes --------------------------------------------------------------------------------------
     def replace_partitions(

@@ -1,6 +1,7 @@
 """Every table-store verb against real Delta tables written by Sail and read back with deltalake."""
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
@@ -128,3 +129,22 @@ def test_version_and_history_come_from_deltalake(spark: SparkSession, store: Del
     history = store.history("silver/t")
     assert store.version("silver/t") == 1
     assert [h["version"] for h in history] == [1, 0]
+
+
+def test_staged_frame_is_computed_once_and_removed(spark: SparkSession, store: DeltaTableStore) -> None:
+    seed(spark, store)
+    source = store.read(spark, "silver/t")
+    scratch = Path(store.root_uri) / "_staging"
+    with store.staged(source, name="t") as staged:
+        [path] = list(scratch.iterdir())
+        store.replace_partitions("silver/t", rows(spark), partition_column="d", days=["2024-01-01"])
+        # the source changed underneath; the staged rows are what was computed when staging
+        assert sorted(r["k"] for r in source.collect()) == ["b", "c"]
+        assert sorted(r["k"] for r in staged.collect()) == ["a", "b", "c"]
+        assert staged.schema == source.schema
+    assert not path.exists()
+    with pytest.raises(RuntimeError, match="boom"), store.staged(source, name="t"):
+        raise RuntimeError("boom")
+    assert list(scratch.iterdir()) == []
+    with pytest.raises(InvalidTableName):
+        store.staged(source, name="../x").__enter__()

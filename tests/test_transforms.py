@@ -70,6 +70,24 @@ def test_bronze_keeps_raw_text_corrupt_lines_and_extra_fields(spark: SparkSessio
     assert last.amount == "7" and last.promo_code is None and last._ingested_at == NOW.replace(tzinfo=None)
 
 
+def test_line_stats_count_the_gate_and_collect_the_keys(spark: SparkSession) -> None:
+    df = lines(
+        spark,
+        order(),
+        order(region=""),
+        order(**{"Promo Code": "X1"}),
+        "not json",
+        "[1]",
+        "  ",
+        order(status=...),
+        order(amount=None),
+    )
+    [row] = transforms.line_stats(df).collect()
+    assert (row.lines, row.blank, row.corrupt, row.missing_required) == (8, 1, 2, 3)
+    assert row["keys"] == sorted([*order(), "Promo Code"])
+    assert set(transforms.extra_columns(row["keys"]).values()) == {"promo_code"}
+
+
 def test_extra_column_names_never_clash() -> None:
     cols = transforms.extra_columns(["order_id", "Promo Code", "promo_code", "1st", "_source_file"])
     assert cols == {
