@@ -1,4 +1,5 @@
-"""Weekly lakehouse maintenance: compact small files and vacuum old versions, recorded in a Delta table."""
+"""Weekly lakehouse maintenance: vacuum, compact and checkpoint every table, recorded in a Delta table; remove
+scratch that runs which died while staging left behind."""
 
 import os
 from datetime import datetime, timezone
@@ -9,6 +10,8 @@ from resources.delta_store import DeltaTableStore
 
 LOG_TABLE = "monitoring/maintenance"
 DEFAULT_RETENTION_HOURS = 7 * 24
+#: Staging scratch lives for one asset step; older than this, the run that wrote it has died.
+SCRATCH_MAX_AGE_HOURS = 24
 
 
 class MaintenanceConfig(dg.Config):
@@ -24,7 +27,7 @@ def retention_hours(config: MaintenanceConfig) -> int:
     return int(os.environ.get("MEDALLION_VACUUM_RETENTION_HOURS", DEFAULT_RETENTION_HOURS))
 
 
-@dg.op(description="Compact and vacuum every Delta table of the lakehouse; record what was done.")
+@dg.op(description="Vacuum, compact and checkpoint every Delta table of the lakehouse; record what was done.")
 def compact_and_vacuum(context: dg.OpExecutionContext, config: MaintenanceConfig, store: DeltaTableStore) -> dict:
     hours = retention_hours(config)
     tables = config.tables or [t for t in store.list_tables() if t != LOG_TABLE]
@@ -36,9 +39,12 @@ def compact_and_vacuum(context: dg.OpExecutionContext, config: MaintenanceConfig
         context.log.info(f"{table}: {result}")
     if rows:
         store.append_rows(LOG_TABLE, rows)
+    stale = store.remove_stale_scratch(older_than_hours=SCRATCH_MAX_AGE_HOURS)
+    if stale:
+        context.log.info(f"removed stale scratch: {stale}")
     return {r["table"]: {k: v for k, v in r.items() if k != "started_at"} for r in rows}
 
 
-@dg.job(description="Weekly maintenance of every lakehouse table (compaction, vacuum).")
+@dg.job(description="Weekly maintenance of every lakehouse table (vacuum, compaction, checkpoint).")
 def maintenance_job() -> None:
     compact_and_vacuum()

@@ -6,6 +6,7 @@ previous version of that day).
 """
 
 from datetime import datetime, timezone
+from functools import reduce
 
 import dagster as dg
 from pyspark.sql import DataFrame, SparkSession
@@ -28,8 +29,16 @@ KEY = ["silver", "orders"]
 PART = contract.PARTITION_COLUMN
 
 
-def day_counts(df: DataFrame) -> dict[str, int]:
-    return {r[PART].isoformat(): r["count"] for r in df.groupBy(PART).count().collect()}
+def day_counts(store: DeltaTableStore, spark: SparkSession, tables: list[str], days: list[str]) -> dict[str, dict]:
+    """Rows per table and day, read back from the tables in one query."""
+    per_table = [
+        store.read(spark, t, partition_column=PART, days=days).groupBy(PART).count().withColumn("table", F.lit(t))
+        for t in tables
+    ]
+    counts: dict[str, dict] = {t: {} for t in tables}
+    for r in reduce(DataFrame.unionByName, per_table).collect():
+        counts[r["table"]][r[PART].isoformat()] = r["count"]
+    return counts
 
 
 def accounting_check(store: DeltaTableStore, spark: SparkSession, outcomes: list[DayOutcome]) -> dg.AssetCheckResult:
@@ -38,9 +47,8 @@ def accounting_check(store: DeltaTableStore, spark: SparkSession, outcomes: list
     if not published:
         return dg.AssetCheckResult(check_name="row_accounting", passed=True, metadata={"days_checked": 0})
     days = [o.day for o in published]
-    bronze = day_counts(store.read(spark, UPSTREAM, partition_column=PART, days=days))
-    silver = day_counts(store.read(spark, TABLE, partition_column=PART, days=days))
-    quarantine = day_counts(store.read(spark, QUARANTINE, partition_column=PART, days=days))
+    counts = day_counts(store, spark, [UPSTREAM, TABLE, QUARANTINE], days)
+    bronze, silver, quarantine = counts[UPSTREAM], counts[TABLE], counts[QUARANTINE]
     broken = {
         o.day: {
             "bronze": bronze.get(o.day, 0),

@@ -209,7 +209,7 @@ class DeltaTableStore(dg.ConfigurableResource):
 
             filesystem, path = fs.FileSystem.from_uri(uri)
             filesystem.delete_dir(path)
-        except Exception as exc:  # scratch left behind is never read again; say where it is
+        except Exception as exc:  # never read again; maintenance removes what is left (local roots)
             LOG.warning("could not remove scratch %s: %s", uri, exc)
 
     # -- writes --------------------------------------------------------------------------------------
@@ -318,19 +318,34 @@ class DeltaTableStore(dg.ConfigurableResource):
 
     # -- maintenance (deltalake: Sail has no OPTIMIZE / VACUUM) ------------------------------------------
     def maintain(self, table: str, *, retention_hours: int) -> dict[str, Any]:
-        """Vacuum files unreferenced for ``retention_hours``, then compact small files; return what was done."""
+        """Vacuum files unreferenced for ``retention_hours``, compact small files, then write a checkpoint (Sail
+        writes none, so without one every read replays the whole commit log); return what was done."""
         with self.table_lock(table):
             removed = self.delta_table(table).vacuum(
                 retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False
             )
             dt = self.delta_table(table)
             compacted = dt.optimize.compact()
+            dt = self.delta_table(table)
+            dt.create_checkpoint()
         return {
             "files_vacuumed": len(removed),
             "files_added": int(compacted.get("numFilesAdded", 0)),
             "files_removed": int(compacted.get("numFilesRemoved", 0)),
-            "version": self.version(table),
+            "version": dt.version(),
+            "checkpoint_version": dt.version(),
         }
+
+    def remove_stale_scratch(self, *, older_than_hours: float) -> list[str]:
+        """Remove scratch left by runs that died while staging (local roots); return what was removed."""
+        scratch = Path(self.root_uri) / "_staging"
+        if "://" in self.root_uri or not scratch.is_dir():
+            return []
+        cutoff = time.time() - older_than_hours * 3600
+        stale = [p for p in scratch.iterdir() if p.stat().st_mtime < cutoff]
+        for path in stale:
+            self._remove_scratch(str(path))
+        return sorted(p.name for p in stale)
 
     def _align_schema(self, table: str, df: DataFrame) -> tuple[DataFrame, tuple[str, ...]]:
         """Add ``df``'s new columns to the table schema; fill the table's columns ``df`` lacks with nulls."""
@@ -338,17 +353,18 @@ class DeltaTableStore(dg.ConfigurableResource):
 
         uri = self.table_uri(table)
         current = df.sparkSession.read.format("delta").load(uri).schema
+        incoming = df.schema  # one analysis round-trip; ``df.columns`` would be another each time
         known = {f.name.lower() for f in current.fields}
-        added = tuple(c for c in df.columns if c.lower() not in known)
+        added = tuple(f.name for f in incoming.fields if f.name.lower() not in known)
         if added:
             # Sail neither merges schemas on replaceWhere nor commits an empty schema-merging append, and it
             # silently drops unknown columns on overwrite: add them with deltalake first, then check.
-            fields = [Field.from_json(json.dumps(f.jsonValue())) for f in df.schema.fields if f.name in added]
+            fields = [Field.from_json(json.dumps(f.jsonValue())) for f in incoming.fields if f.name in added]
             self.delta_table(table).alter.add_columns([_nullable(f) for f in fields])
             now = {f.name.lower() for f in df.sparkSession.read.format("delta").load(uri).schema.fields}
             if not {c.lower() for c in added} <= now:
                 raise RuntimeError(f"{table}: could not add columns {added} to the Delta schema")
-        present = {c.lower() for c in df.columns}
+        present = {f.name.lower() for f in incoming.fields}
         missing = [f for f in current.fields if f.name.lower() not in present]
         if missing:
             df = df.select("*", *(F.lit(None).cast(f.dataType).alias(f.name) for f in missing))

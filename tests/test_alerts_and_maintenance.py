@@ -1,7 +1,9 @@
 """Failure alerts delivered to a webhook on 127.0.0.1, weekly maintenance, concurrent writers."""
 
 import json
+import os
 import threading
+import time
 from collections.abc import Iterator
 from datetime import date
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -100,6 +102,11 @@ def test_weekly_maintenance_compacts_vacuums_and_records(resources, store, landi
         assert materialize_days(resources, "2024-01-01", selection="bronze/orders").success
     bronze = store.table_uri("bronze/orders")
     files_before = len(DeltaTable(bronze).file_uris())
+    leftover = Path(store.root_uri) / "_staging" / "silver_orders-dead0000beef"
+    leftover.mkdir(parents=True)  # scratch of a run that died while staging, two days ago
+    os.utime(leftover, (time.time() - 48 * 3600,) * 2)
+    fresh = leftover.with_name("silver_orders-running0000")  # a run staging right now keeps its scratch
+    fresh.mkdir()
     result = maintenance_job.execute_in_process(
         resources={"store": store},
         run_config={"ops": {"compact_and_vacuum": {"config": {"retention_hours": 0}}}},
@@ -109,6 +116,9 @@ def test_weekly_maintenance_compacts_vacuums_and_records(resources, store, landi
     assert set(done) >= {"bronze/orders", "monitoring/pipeline_runs"}
     assert done["bronze/orders"]["files_vacuumed"] > 0
     assert len(DeltaTable(bronze).file_uris()) <= files_before
+    checkpoint = json.loads((Path(bronze) / "_delta_log" / "_last_checkpoint").read_text())
+    assert checkpoint["version"] == done["bronze/orders"]["checkpoint_version"] == DeltaTable(bronze).version()
+    assert not leftover.exists() and fresh.exists()
     # what is left on disk: the live files plus those the compaction just replaced (next week's vacuum)
     on_disk = len(list(Path(bronze).rglob("*.parquet")))
     assert on_disk == len(DeltaTable(bronze).file_uris()) + done["bronze/orders"]["files_removed"]

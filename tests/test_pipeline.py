@@ -8,7 +8,10 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
+from medallion_assets import run_log
+from medallion_assets.quality.gate import DayOutcome
 from medallion_assets.sample_data import FAULTS, GenerationReport, generate
+from medallion_assets.silver import accounting_check
 from resources.delta_store import DeltaTableStore
 
 from . import independent
@@ -79,6 +82,25 @@ def test_row_accounting_holds_exactly(resources, store, sample, landing_root: Pa
         total_superseded += superseded
     assert materialization(result, "silver/orders")["superseded"] == total_superseded > 0
     assert not bronze["_source_file"].str.endswith(".tmp").any()
+
+
+def test_row_accounting_check_catches_a_lost_row(resources, store, sample) -> None:
+    assert materialize_days(resources, "2024-01-01", "2024-01-02").success
+    log = table(store, run_log.TABLE)
+    outcomes = [
+        DayOutcome(day=r.partition, threshold=0.95, rows_in=r.rows_in, valid=r.rows_in, superseded=r.superseded)
+        for r in log[log.asset == "silver/orders"].itertuples()
+    ]
+    spark = resources["engine"].get_session()
+    assert accounting_check(store, spark, outcomes).passed
+    victim = table(store, "silver/orders").query("order_date.astype('str') == '2024-01-02'").iloc[0]["order_id"]
+    DeltaTable(store.table_uri("silver/orders")).delete(f"order_id = '{victim}'")
+    result = accounting_check(store, spark, outcomes)
+    assert not result.passed
+    [(day, counts)] = result.metadata["mismatches"].value.items()
+    assert (
+        day == "2024-01-02" and counts["bronze"] == counts["silver"] + 1 + counts["quarantine"] + counts["superseded"]
+    )
 
 
 def test_every_fault_lands_in_quarantine_with_its_reason(resources, store, sample: GenerationReport) -> None:

@@ -100,6 +100,23 @@ def test_bad_day_in_a_range_is_refused_alone_and_never_reaches_gold(resources, s
     assert gold_bad["passed"].tolist() == [False, False, True]
 
 
+def test_long_runs_log_gate_evaluations_for_refused_days_only(resources, landing_root, tmp_path, monkeypatch) -> None:
+    for day in DAYS:
+        write_day(landing_root, day, bad=day == BAD_DAY)
+    monkeypatch.setenv("MEDALLION_GATE_EVENTS_MAX_DAYS", "2")  # a 3-day run counts as long
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        result = materialize_days(resources, DAYS[0], DAYS[-1], instance=instance)
+        assert result.success
+        per_day = [(e.check_name, e.partition, e.passed) for e in result.get_asset_check_evaluations() if e.partition]
+        key = dg.AssetKey(["silver", "orders"])
+        [silver] = [e for e in result.get_asset_materialization_events() if e.asset_key == key][-1:]
+        meta = silver.materialization.metadata
+    assert sorted(per_day) == [("quality_gate", BAD_DAY, False)] * 2  # silver and gold; bronze passed all days
+    assert meta["gate_evaluations_logged"].value == 1 and meta["refused_partitions"].value == [BAD_DAY]
+    table = meta["per_day"].value  # every day's verdict is still in the materialization
+    assert all(f"| {day} |" in table for day in DAYS) and "| False |" in table
+
+
 def test_a_single_refused_day_fails_the_asset_with_rate_rules_and_samples(resources, store, landing_root) -> None:
     write_day(landing_root, BAD_DAY, bad=True)
     result = materialize_days(resources, BAD_DAY)
