@@ -120,7 +120,7 @@ def test_weekly_maintenance_compacts_vacuums_and_records(resources, store, landi
     assert checkpoint["version"] == done["bronze/orders"]["checkpoint_version"] == DeltaTable(bronze).version()
     assert not leftover.exists() and fresh.exists()
     # what is left on disk: the live files plus those the compaction just replaced (next week's vacuum)
-    on_disk = len(list(Path(bronze).rglob("*.parquet")))
+    on_disk = len([p for p in Path(bronze).rglob("*.parquet") if "_delta_log" not in p.parts])
     assert on_disk == len(DeltaTable(bronze).file_uris()) + done["bronze/orders"]["files_removed"]
     log = DeltaTable(store.table_uri(LOG_TABLE)).to_pandas()
     assert set(log["table"]) == set(done) and (log["retention_hours"] == 0).all()
