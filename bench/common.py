@@ -30,7 +30,7 @@ class Sizes:
     throughput_rounds: int = 1
     incremental_days: int = 365
     incremental_orders_per_day: int = 2_000
-    incremental_repeats: int = 3
+    incremental_repeats: int = 5
     backfill_days: int = 365
     backfill_orders_per_day: int = 1_000
     start_repeats: int = 3

@@ -1,8 +1,9 @@
 """b. Incremental cost: the time of one new day once a year is loaded, divided by the time of day 1.
 
-Both are single-partition runs of the full graph through Dagster, each in its own process. Day 1 runs on an
-empty lakehouse (once per repeat, each on a fresh one); days 2..N are then loaded with one range run; each
-repeat materializes a further new day. Ratio = median(new day) / median(day 1).
+Both are single-partition runs of the full graph through Dagster, each in its own process. Days 2..N are first
+loaded into one lakehouse with one range run; then each repeat runs day 1 on a fresh, empty lakehouse and a
+further new day on the loaded one, back to back, so that the machine's drift hits both alike.
+Ratio = median(new day) / median(day 1).
 """
 
 from __future__ import annotations
@@ -39,12 +40,12 @@ def run(ctx: Context) -> dict[str, Any]:
         return result
 
     lake, inst = str(base / "lakehouse-0"), str(base / "dagster-0")
-    day1 = [
-        materialize(str(base / f"lakehouse-{r}"), str(base / f"dagster-{r}"), _day(0), _day(0), f"day1-{r}")
-        for r in range(repeats)
-    ]
-    load = materialize(lake, inst, _day(1), _day(days - 1), "load-range")
-    new = [materialize(lake, inst, _day(days + r), _day(days + r), f"new-day-{r}") for r in range(repeats)]
+    load = materialize(lake, inst, _day(0), _day(days - 1), "load-range")
+    day1, new = [], []
+    for r in range(repeats):
+        fresh, fresh_inst = str(base / f"lakehouse-day1-{r}"), str(base / f"dagster-day1-{r}")
+        day1.append(materialize(fresh, fresh_inst, _day(0), _day(0), f"day1-{r}"))
+        new.append(materialize(lake, inst, _day(days + r), _day(days + r), f"new-day-{r}"))
     t_day1, t_new = median(r["seconds"] for r in day1), median(r["seconds"] for r in new)
     ratio = round(t_new / t_day1, 3)
     result = {
@@ -68,7 +69,7 @@ def run(ctx: Context) -> dict[str, Any]:
             ("day 1 (median)", f"{t_day1:.2f} s"),
             (f"day {days + 1} (median)", f"{t_new:.2f} s"),
             ("ratio", f"{ratio:.2f}  (target ≤ 1.2)"),
-            (f"range load of {days - 1} days", f"{load['seconds']:.2f} s"),
+            (f"range load of {days} days", f"{load['seconds']:.2f} s"),
         ],
     )
     return result
