@@ -33,5 +33,5 @@ maintenance_schedule = dg.ScheduleDefinition(
     cron_schedule="0 4 * * 0",
     execution_timezone="UTC",
     default_status=_status(),
-    description="Sundays 04:00 UTC: compact small files and vacuum old versions of every table.",
+    description="Sundays 04:00 UTC: vacuum old versions, compact small files and checkpoint every table.",
 )
