@@ -1,7 +1,12 @@
-"""Alert delivery: a JSON POST to a webhook whose URL comes from ``dagster.EnvVar``; always logged too."""
+"""Alert delivery: a JSON POST to a webhook whose URL comes from ``dagster.EnvVar``; always logged too.
+
+Webhook URLs carry their token in the path (Slack, Teams): only the scheme and host are ever logged, and no
+secret the project reads is left in the alert body (:func:`resources.errors.scrub`).
+"""
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -9,6 +14,8 @@ import urllib.request
 from typing import Any
 
 import dagster as dg
+
+from resources.errors import redact_url, scrub, url_secrets
 
 LOG = logging.getLogger("medallion.alerts")
 WEBHOOK_VAR = "MEDALLION_ALERT_WEBHOOK"
@@ -26,16 +33,17 @@ class AlertWebhook(dg.ConfigurableResource):
 
     def send(self, payload: dict[str, Any]) -> bool:
         """Log the alert and POST it; True when the webhook answered 2xx. Never raises."""
-        body = json.dumps(payload, default=str, sort_keys=True)
+        secrets = url_secrets(self.url)
+        body = scrub(json.dumps(payload, default=str, sort_keys=True), secrets)
         LOG.error("medallion alert: %s", body)
         if not self.url:
             return False
-        request = urllib.request.Request(
-            self.url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
-        )
         try:
+            request = urllib.request.Request(
+                self.url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
+            )
             with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
                 return 200 <= response.status < 300
-        except OSError as exc:
-            LOG.error("alert webhook %s failed: %s", self.url, exc)
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            LOG.error("alert webhook %s failed: %s", redact_url(self.url), scrub(str(exc), secrets))
             return False

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -94,6 +95,80 @@ def test_alert_without_a_webhook_is_only_logged(caplog) -> None:
     assert AlertWebhook().send({"kind": "x"}) is False
     assert AlertWebhook(url="http://127.0.0.1:9/none", timeout_seconds=1).send({"kind": "x"}) is False
     assert "medallion alert" in caplog.text
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_failed_delivery_logs_the_webhook_host_but_never_its_path(caplog) -> None:
+    port = closed_port()
+    hook = AlertWebhook(url=f"http://127.0.0.1:{port}/services/T000/SECRETHOOK789", timeout_seconds=2)
+    assert hook.send({"kind": "x", "note": f"posted to http://127.0.0.1:{port}/services/T000/SECRETHOOK789"}) is False
+    assert f"alert webhook http://127.0.0.1:{port}/… failed" in caplog.text
+    assert "SECRETHOOK789" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "hooks.example.com/services/SECRETHOOK789",  # no scheme: urllib's error quotes the URL
+        "http://hooks.example.com/ SECRETHOOK789",  # http.client.InvalidURL quotes the path
+        "http://[hooks.example.com/SECRETHOOK789",  # urlsplit itself refuses it
+    ],
+)
+def test_a_malformed_webhook_url_is_logged_redacted_and_never_raises(caplog, url: str) -> None:
+    assert AlertWebhook(url=url, timeout_seconds=1).send({"kind": "x"}) is False
+    assert "alert webhook" in caplog.text and "SECRETHOOK789" not in caplog.text
+
+
+@dg.asset
+def disk_full() -> None:
+    raise OSError(28, "No space left on device: /lakehouse/silver/orders/part-0001.parquet")
+
+
+@dg.asset
+def wrapped_failure() -> None:
+    try:
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte in landing/orders/day.jsonl")
+    except UnicodeDecodeError as exc:
+        raise RuntimeError("could not read the landing files " + "x" * 5000) from exc
+
+
+def failed_run_alert(asset: dg.AssetsDefinition, tmp_path: Path, url: str) -> None:
+    """Materialize ``asset`` (which raises) into a temp instance and run the failure sensor on the failed run."""
+    (tmp_path / "home").mkdir()
+    with dg.DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        result = dg.materialize([asset], instance=instance, raise_on_error=False)
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="run_failure_alert",
+            dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(result.run_id),
+            dagster_event=failure,
+            resources={"alerts": AlertWebhook(url=url)},
+        ).for_run_failure()
+        run_failure_alert(context)
+
+
+def test_a_failure_alert_carries_the_cause_of_a_user_code_error(tmp_path, webhook) -> None:
+    url, received = webhook
+    failed_run_alert(disk_full, tmp_path, url)
+    [alert] = received
+    assert alert["failed_assets"] == ["disk_full"]
+    assert "OSError: [Errno 28] No space left on device: /lakehouse/silver/orders/part-0001.parquet" in alert["error"]
+
+
+def test_a_failure_alert_names_every_cause_in_the_chain_within_a_bound(tmp_path, webhook) -> None:
+    url, received = webhook
+    failed_run_alert(wrapped_failure, tmp_path, url)
+    [alert] = received
+    assert "RuntimeError: could not read the landing files" in alert["error"]
+    assert "UnicodeDecodeError" in alert["error"] and "landing/orders/day.jsonl" in alert["error"]
+    assert len(alert["error"]) <= 4000  # sensors.alert_sensors.MAX_ERROR_CHARS
 
 
 def test_weekly_maintenance_compacts_vacuums_and_records(resources, store, landing_root) -> None:
