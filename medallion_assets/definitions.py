@@ -4,35 +4,63 @@ from __future__ import annotations
 
 import dagster as dg
 
-from medallion_assets.bronze import bronze_orders
-from medallion_assets.customers import bronze_customers, dim_customer
-from medallion_assets.gold import gold_daily_sales
-from medallion_assets.jobs import customers_job, orders_job
+from medallion_assets import customers, orders, payments, star
+from medallion_assets.factory import RUN_LOG_KEY, TableSpec, gated_asset
+from medallion_assets.jobs import customers_job, orders_job, payments_job
 from medallion_assets.maintenance import maintenance_job
+from medallion_assets.partitions import DAILY, SETTINGS
 from medallion_assets.quality.checks import pandera_check
 from medallion_assets.quality.schemas import GoldDailySales, SilverOrders
-from medallion_assets.silver import silver_orders
-from medallion_assets.star import customer_ltv, dim_date, fact_orders
+from medallion_assets.quiet import chosen_dagster_apis
 from resources.alerts import AlertWebhook
 from resources.delta_store import DeltaTableStore
 from resources.engine import SparkEngine
 from resources.landing import LandingZone
+from resources.run_guard import RunGuard
 from sensors.alert_sensors import quality_gate_alert, run_failure_alert
 from sensors.landing_sensors import automation_status, make_landing_sensor
+from sensors.run_guard_sensor import run_guard_sensor
 from sensors.schedules import maintenance_schedule, orders_daily_schedule
 
-ORDERS_ASSETS = [bronze_orders, silver_orders, gold_daily_sales]
-ASSETS = [*ORDERS_ASSETS, bronze_customers, dim_customer, fact_orders, dim_date, customer_ltv]
-CHECKS = [
-    pandera_check(silver_orders, "silver/orders", SilverOrders, "order_date"),
-    pandera_check(gold_daily_sales, "gold/daily_sales", GoldDailySales, "order_date"),
+#: Every gated table, in lineage order.
+SPECS: list[TableSpec] = [
+    orders.BRONZE_SPEC,
+    orders.SILVER_SPEC,
+    orders.GOLD_SPEC,
+    customers.BRONZE_SPEC,
+    customers.DIM_SPEC,
+    star.FACT_SPEC,
+    star.DIM_DATE_SPEC,
+    star.LTV_SPEC,
+    payments.BRONZE_SPEC,
+    payments.SILVER_SPEC,
+    payments.RECONCILIATION_SPEC,
 ]
-JOBS = [orders_job, customers_job, maintenance_job]
+TABLES: dict[str, dg.AssetsDefinition] = {spec.table: gated_asset(spec) for spec in SPECS}
+ORDERS_ASSETS = [TABLES["bronze/orders"], TABLES["silver/orders"], TABLES["gold/daily_sales"]]
+RUN_LOG = dg.AssetSpec(
+    RUN_LOG_KEY,
+    deps=[spec.key for spec in SPECS],
+    group_name="monitoring",
+    kinds={"delta"},
+    description="The run log: one row per asset-partition attempt, published or refused (run, mode, rows in and "
+    "written, quarantined, superseded, pass rate, threshold, verdict, Delta version, error).",
+)
+ASSETS = [*TABLES.values(), RUN_LOG]
+with chosen_dagster_apis():
+    CHECKS = [
+        pandera_check(orders.SILVER_SPEC.key, "silver/orders", SilverOrders, DAILY, "order_date"),
+        pandera_check(orders.GOLD_SPEC.key, "gold/daily_sales", GoldDailySales, DAILY, "order_date"),
+        *dg.build_column_schema_change_checks(assets=[key for asset in TABLES.values() for key in asset.keys]),
+    ]
+JOBS = [orders_job, customers_job, payments_job, maintenance_job]
 SENSORS = [
     make_landing_sensor("orders", orders_job),
     make_landing_sensor("customers", customers_job),
+    make_landing_sensor("payments", payments_job),
     run_failure_alert,
     quality_gate_alert,
+    run_guard_sensor,
     # Declarative automation: the SCD2 dimension and customer LTV follow their upstreams, dim_date is daily.
     dg.AutomationConditionSensorDefinition(
         "medallion_automation", target=dg.AssetSelection.all(), default_status=automation_status()
@@ -42,12 +70,14 @@ SCHEDULES = [orders_daily_schedule, maintenance_schedule]
 
 
 def build_resources() -> dict[str, object]:
-    """Engine, table store, landing zone and alert webhook, configured from the environment."""
+    """Engine, table store, landing zone, settings and alert webhook, configured from the environment."""
     return {
         "engine": SparkEngine.from_env(),
-        "store": DeltaTableStore(),
-        "landing": LandingZone(),
+        "store": DeltaTableStore(root=SETTINGS.lakehouse_root),
+        "landing": LandingZone(root=SETTINGS.landing_root),
+        "settings": SETTINGS,
         "alerts": AlertWebhook.from_env(),
+        "run_guard": RunGuard(),
     }
 
 

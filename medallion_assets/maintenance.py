@@ -39,7 +39,7 @@ def compact_and_vacuum(context: dg.OpExecutionContext, config: MaintenanceConfig
         context.log.info(f"{table}: {result}")
     if rows:
         store.append_rows(LOG_TABLE, rows)
-    stale = store.remove_stale_scratch(older_than_hours=SCRATCH_MAX_AGE_HOURS)
+    stale = store.remove_dead_scratch(unowned_after_hours=SCRATCH_MAX_AGE_HOURS)
     if stale:
         context.log.info(f"removed stale scratch: {stale}")
     return {r["table"]: {k: v for k, v in r.items() if k != "started_at"} for r in rows}

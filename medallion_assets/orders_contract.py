@@ -9,7 +9,8 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from medallion_assets.quality.rules import Rule, RuleSet
+from medallion_assets.json_source import JsonContract, on_parsed
+from medallion_assets.quality.rules import Rule
 
 SOURCE = "orders"
 PARTITION_COLUMN = "order_date"
@@ -38,8 +39,6 @@ NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 EXPONENT = r"[eE]"
 CURRENCY = r"^[A-Z]{3}$"
 
-AUDIT_COLUMNS: tuple[str, ...] = ("_corrupt_record", "_source_file", "_line_number", "_ingested_at")
-
 
 def iso_timestamp(raw: Column) -> Column:
     """UTC timestamp of an ISO-8601 string with offset; null for anything else."""
@@ -47,11 +46,16 @@ def iso_timestamp(raw: Column) -> Column:
 
 
 def decimal_amount(raw: Column) -> Column:
-    """``amount`` as decimal(18,2) (half-up); null when not a number or too large."""
+    """An amount as decimal(18,2) (half-up); null when not a number or too large."""
     text = F.trim(raw)
     via_double = text.try_cast("double").try_cast(AMOUNT_TYPE)
     plain = text.try_cast(AMOUNT_TYPE)
     return F.when(text.rlike(NUMBER), F.when(text.rlike(EXPONENT), via_double).otherwise(plain))
+
+
+def numeric(name: str) -> Column:
+    """The raw text is a number (possibly quoted, possibly padded)."""
+    return F.coalesce(F.trim(F.col(name)).rlike(NUMBER), F.lit(False))
 
 
 def typed_columns() -> dict[str, Column]:
@@ -68,83 +72,57 @@ def typed_columns() -> dict[str, Column]:
     }
 
 
-def _present(name: str) -> Column:
-    return F.col(name).isNotNull() & (F.trim(F.col(name)) != "")
-
-
-def _numeric(name: str) -> Column:
-    return F.coalesce(F.trim(F.col(name)).rlike(NUMBER), F.lit(False))
-
-
-def _parsed() -> Column:
-    return F.col("_corrupt_record").isNull()
-
-
-def _field_rule(name: str, condition, description: str) -> Rule:
-    """A rule on a parsed line's field: lines that did not parse fail only ``json_object``."""
-    return Rule(name, lambda: ~_parsed() | condition(), description=description)
-
-
-def _when_present(name: str, condition) -> Column:
-    return ~_present(name) | condition()
-
-
-def rules() -> tuple[Rule, ...]:
-    """Every orders contract rule. Columns prefixed ``t_`` hold the typed values."""
-    required = tuple(
-        _field_rule(f"{f}_present", lambda f=f: _present(f), f"{f} is required and non-empty") for f in REQUIRED
-    )
-    return (
-        Rule("json_object", _parsed, description="the line is a JSON object"),
-        *required,
-        _field_rule(
-            "order_ts_iso8601",
-            lambda: _when_present("order_ts", lambda: F.col("t_order_ts").isNotNull()),
-            "order_ts is ISO-8601 with an offset or Z",
+def rules() -> list[Rule]:
+    """The orders rules beyond the shared ones (UTF-8, JSON object, required fields present)."""
+    return [
+        on_parsed(
+            Rule.not_null("t_order_ts", name="order_ts_iso8601", description="order_ts is ISO-8601 with an offset or Z")
+            .when_present("order_ts")
         ),
-        _field_rule(
-            "order_ts_in_folder_date",
-            lambda: F.col("t_order_ts").isNull() | (F.to_date(F.col("t_order_ts")) == F.col(PARTITION_COLUMN)),
-            "order_ts's UTC date equals the landing folder's date",
+        on_parsed(
+            Rule.expr(
+                "order_ts_in_folder_date",
+                lambda: F.col("t_order_ts").isNull() | (F.to_date(F.col("t_order_ts")) == F.col(PARTITION_COLUMN)),
+                columns=("t_order_ts", PARTITION_COLUMN),
+                description="order_ts's UTC date equals the landing folder's date",
+            )
         ),
-        _field_rule(
-            "status_known",
-            lambda: _when_present("status", lambda: F.col("status").isin(*STATUSES)),
-            f"status is one of {', '.join(STATUSES)}",
+        on_parsed(Rule.isin("status", STATUSES, name="status_known").when_present("status")),
+        on_parsed(
+            Rule.expr(
+                "amount_numeric", lambda: numeric("amount"), columns=("amount",),
+                description="amount is a number or numeric string",
+            ).when_present("amount")
         ),
-        _field_rule(
-            "amount_numeric",
-            lambda: _when_present("amount", lambda: _numeric("amount")),
-            "amount is a number or numeric string",
+        on_parsed(
+            Rule.expr(
+                "amount_in_range",
+                lambda: F.col("t_amount").isNotNull() & (F.col("t_amount") > 0) & (F.col("t_amount") < MAX_AMOUNT),
+                columns=("t_amount",), description=f"0 < amount < {MAX_AMOUNT:,}",
+            ).only_when(lambda: numeric("amount"), columns=("amount",))
         ),
-        _field_rule(
-            "amount_in_range",
-            lambda: (
-                ~_numeric("amount")
-                | (F.col("t_amount").isNotNull() & (F.col("t_amount") > 0) & (F.col("t_amount") < MAX_AMOUNT))
-            ),
-            f"0 < amount < {MAX_AMOUNT:,}",
+        on_parsed(
+            Rule.matches("t_currency", CURRENCY, name="currency_code", description="currency is 3 upper-case letters")
         ),
-        _field_rule("currency_code", lambda: F.col("t_currency").rlike(CURRENCY), "currency is 3 upper-case letters"),
-        Rule(
-            "amount_below_review_limit",
-            lambda: F.col("t_amount").isNull() | (F.col("t_amount") < REVIEW_AMOUNT),
-            action="warn",
+        Rule.compare(
+            "t_amount", "lt", REVIEW_AMOUNT, name="amount_below_review_limit", action="warn",
             description=f"amounts of {REVIEW_AMOUNT:,} or more are kept but flagged for review",
         ),
-        _field_rule(
-            "updated_at_iso8601",
-            lambda: _when_present("updated_at", lambda: F.col("t_updated_at").isNotNull()),
-            "updated_at is ISO-8601 with an offset or Z",
+        on_parsed(
+            Rule.not_null("t_updated_at", name="updated_at_iso8601",
+                          description="updated_at is ISO-8601 with an offset or Z").when_present("updated_at")
         ),
-    )
+    ]  # fmt: skip
 
 
-#: Columns the rules may read: bronze's raw fields, audit columns, the partition and the typed ``t_*`` values.
-RULE_COLUMNS: tuple[str, ...] = (
-    *FIELDS,
-    *AUDIT_COLUMNS,
-    PARTITION_COLUMN,
-    *(f"t_{f}" for f in FIELDS),
+CONTRACT = JsonContract(
+    source=SOURCE,
+    partition_column=PARTITION_COLUMN,
+    key=KEY,
+    fields=FIELDS,
+    required=REQUIRED,
+    typed=typed_columns,
+    rules=rules,
+    latest_by=("t_updated_at",),
+    text_fields=("order_id", "customer_id", "status", "currency", "region"),
 )
-RULES = RuleSet.build("silver/orders", columns=RULE_COLUMNS, rules=rules(), partition_column=PARTITION_COLUMN)

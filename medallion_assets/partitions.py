@@ -1,28 +1,30 @@
-"""The daily partitioning every table shares, and the days a run covers."""
+"""The daily partitioning every table shares, the days a run covers, pools and freshness policies."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from datetime import timedelta
 
 import dagster as dg
 
 from resources.partition_keys import parse_days
+from resources.settings import Settings
 
-START_DATE = os.environ.get("MEDALLION_START_DATE", "2024-01-01")
+#: The settings in force when the definitions load: a bad ``MEDALLION_*`` value fails the load, naming it.
+SETTINGS = Settings.from_env()
+START_DATE = SETTINGS.start_date
 #: end_offset=1: today is a partition too, so file-arrival sensors can build the current day as files land.
 DAILY = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC", end_offset=1)
 
 
-def backfill_policy() -> dg.BackfillPolicy:
+def backfill_policy(settings: Settings | None = None) -> dg.BackfillPolicy:
     """One engine pass over a whole backfill range (per-day gates still apply inside it), or chunks of
     ``MEDALLION_MAX_PARTITIONS_PER_RUN`` days for very long ranges."""
-    chunk = os.environ.get("MEDALLION_MAX_PARTITIONS_PER_RUN")
-    return dg.BackfillPolicy.multi_run(max_partitions_per_run=int(chunk)) if chunk else dg.BackfillPolicy.single_run()
+    chunk = (settings or Settings.from_env()).max_partitions_per_run
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=chunk) if chunk else dg.BackfillPolicy.single_run()
 
 
-RANGE_POLICY = backfill_policy()
+RANGE_POLICY = backfill_policy(SETTINGS)
 
 
 def tagged_range(tags: Mapping[str, str]) -> tuple[str, str] | None:

@@ -1,27 +1,40 @@
 """``monitoring/pipeline_runs``: one row per asset-partition materialization attempt, published or refused.
 
-Written through the table store; a failure to write the log is logged and never blocks the data write.
-Downstream assets read the latest attempt per upstream partition to enforce quality gates across runs.
+Every data commit carries its run-log rows in the Delta commit itself (``userMetadata``), so published data
+always has its record even when the run dies before the log is appended or the append fails: the next run
+that touches the table (or reads its gates) reconciles the log from the commits. Downstream assets read the
+latest attempt per upstream partition to enforce quality gates across runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from pyspark.sql import SparkSession
+import pyarrow as pa
 
 from resources.delta_store import DeltaTableStore
 
+LOG = logging.getLogger("medallion.run_log")
 TABLE = "monitoring/pipeline_runs"
-SCHEMA = (
-    "run_id string, run_mode string, asset string, layer string, partition string, started_at timestamp, "
-    "ended_at timestamp, duration_secs double, rows_in long, rows_written long, quarantined long, "
-    "superseded long, pass_rate double, threshold double, passed boolean, delta_version long, engine string, "
-    "error_message string"
-)
+NOTE_KEY = "medallion_run_log"
+#: How many recent commits of a table are checked for rows missing from the log.
+RECONCILE_COMMITS = 20
+ARROW_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()), ("run_mode", pa.string()), ("asset", pa.string()), ("layer", pa.string()),
+        ("partition", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
+        ("ended_at", pa.timestamp("us", tz="UTC")), ("duration_secs", pa.float64()), ("rows_in", pa.int64()),
+        ("rows_written", pa.int64()), ("quarantined", pa.int64()), ("superseded", pa.int64()),
+        ("pass_rate", pa.float64()), ("threshold", pa.float64()), ("passed", pa.bool_()),
+        ("delta_version", pa.int64()), ("engine", pa.string()), ("error_message", pa.string()),
+        ("reconciled", pa.bool_()),
+    ]
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -44,9 +57,21 @@ class RunLogRow:
     delta_version: int | None
     engine: str
     error_message: str | None
+    reconciled: bool = False
+
+    def note(self) -> dict[str, Any]:
+        """The row as JSON-able values, for a Delta commit's ``userMetadata``."""
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_note(cls, note: Mapping[str, Any], *, version: int) -> RunLogRow:
+        values = {f.name: note.get(f.name) for f in fields(cls)}
+        for key in ("started_at", "ended_at"):
+            values[key] = datetime.fromisoformat(values[key])
+        return cls(**{**values, "delta_version": version if values["passed"] else None, "reconciled": True})
 
 
-def run_mode(tags: dict[str, str]) -> str:
+def run_mode(tags: Mapping[str, str]) -> str:
     """manual, schedule, sensor or backfill, from the run's tags."""
     if "dagster/backfill" in tags:
         return "backfill"
@@ -57,16 +82,51 @@ def run_mode(tags: dict[str, str]) -> str:
     return "manual"
 
 
-def record(store: DeltaTableStore, spark: SparkSession, rows: Sequence[RunLogRow], log: Any) -> int | None:
-    """Append ``rows``; return the log's Delta version, or None (logged) when the write failed."""
-    if not rows:
-        return None
-    try:
-        df = spark.createDataFrame([tuple(asdict(r).values()) for r in rows], SCHEMA)
-        return store.append(TABLE, df).version
-    except Exception as exc:  # the run log must never block the data write
-        log.warning(f"could not write {TABLE}: {exc}")
-        return None
+def commit_note(rows: Sequence[RunLogRow]) -> str:
+    """The ``userMetadata`` of a data commit: the attempt's run-log rows."""
+    return json.dumps({NOTE_KEY: [r.note() for r in rows]}, separators=(",", ":"), default=str)
+
+
+def record(store: DeltaTableStore, rows: Sequence[RunLogRow]) -> int:
+    """Append ``rows`` (with ``deltalake``: no engine needed); returns the log's Delta version."""
+    table = pa.Table.from_pylist([asdict(r) for r in rows], schema=ARROW_SCHEMA)
+    return store.append_rows(TABLE, table).version
+
+
+def reconcile(store: DeltaTableStore, tables: Iterable[str]) -> list[RunLogRow]:
+    """Append the run-log rows that recent commits of ``tables`` carry but the log lacks (a run that died or
+    failed to write the log after publishing); returns what was added."""
+    missing: list[RunLogRow] = []
+    for table in tables:
+        noted = [
+            RunLogRow.from_note(note, version=version)
+            for version, notes in store.commit_notes(table, NOTE_KEY, limit=RECONCILE_COMMITS)
+            for note in notes
+        ]
+        if not noted:
+            continue
+        logged = _logged_attempts(store, table, {r.run_id for r in noted})
+        missing += [r for r in noted if (r.run_id, r.partition) not in logged]
+    if missing:
+        try:
+            record(store, missing)
+            LOG.warning("reconciled %d run-log row(s) from Delta commits: %s", len(missing), _describe(missing))
+        except Exception as exc:  # the commits still carry them: decisions below use them either way
+            LOG.error("could not append %d reconciled row(s) to %s: %s", len(missing), TABLE, exc)
+    return missing
+
+
+def _describe(rows: Sequence[RunLogRow]) -> str:
+    return ", ".join(sorted({f"{r.asset} {r.partition} (run {r.run_id[:8]})" for r in rows}))[:500]
+
+
+def _logged_attempts(store: DeltaTableStore, asset: str, run_ids: set[str]) -> set[tuple[str, str]]:
+    if not store.exists(TABLE):
+        return set()
+    table = store.delta_table(TABLE).to_pyarrow_table(
+        filters=[("asset", "=", asset), ("run_id", "in", sorted(run_ids))], columns=["run_id", "partition"]
+    )
+    return set(zip(table.column("run_id").to_pylist(), table.column("partition").to_pylist(), strict=True))
 
 
 def latest_attempts(store: DeltaTableStore, asset: str, days: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -90,6 +150,11 @@ def upstream_refusals(store: DeltaTableStore, upstream: str, days: Iterable[str]
     """Days whose latest ``upstream`` attempt did not pass (or that were never attempted), with why."""
     days = list(days)
     latest = latest_attempts(store, upstream, days)
+    if len(latest) < len(days):
+        for row in reconcile(store, [upstream]):
+            current = latest.get(row.partition)
+            if row.partition in days and (current is None or row.ended_at >= current["ended_at"]):
+                latest[row.partition] = {"passed": row.passed, "run_id": row.run_id, "ended_at": row.ended_at}
     refused = {}
     for day in days:
         attempt = latest.get(day)

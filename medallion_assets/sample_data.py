@@ -195,11 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--landing", default=os.environ.get("MEDALLION_LANDING_ROOT", "landing"))
     parser.add_argument("--fault-rate", type=float, default=None, help="rate for every quarantining fault kind")
     parser.add_argument("--customers", type=int, default=2000, help="customers in the customers feed (0: none)")
+    parser.add_argument("--no-payments", action="store_true", help="write no payments feed")
     parser.add_argument("--clean", action="store_true", help="remove existing order and customer files first")
     args = parser.parse_args(argv)
     if args.clean:
         shutil.rmtree(Path(args.landing) / "orders", ignore_errors=True)
         shutil.rmtree(Path(args.landing) / "customers", ignore_errors=True)
+        shutil.rmtree(Path(args.landing) / "payments", ignore_errors=True)
     rates = None
     if args.fault_rate is not None:
         rates = {kind: args.fault_rate for kind, (_, rule) in FAULTS.items() if rule}
@@ -212,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         rates=rates,
         progress=True,
     )
+    if not args.no_payments:
+        payments = generate_payments(
+            args.landing, days=args.days, orders_per_day=args.orders_per_day, seed=args.seed, start=args.start
+        )
+        print(f"wrote {payments.lines} payment events under {Path(args.landing).resolve()}/payments")
     if args.customers:
         n = generate_customers(args.landing, days=args.days, customers=args.customers, seed=args.seed, start=args.start)
         print(f"wrote {n} customer rows under {Path(args.landing).resolve()}/customers")
@@ -279,6 +286,85 @@ def generate_customers(
         (folder / "customers-000.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
         rows_written += len(rows)
     return rows_written
+
+
+METHODS = ("card", "bank_transfer", "wallet", "voucher")
+#: payment fault kind → (mutation of a valid event, the rule that must quarantine it, or None if accepted)
+PAYMENT_FAULTS: dict[str, tuple[Callable[[Row], Any], str | None]] = {
+    "missing_payment_id": (_drop("payment_id"), "payment_id_present"),
+    "negative_amount": (_mutate("amount", -3), "amount_in_range"),
+    "unknown_method": (_mutate("method", "cheque"), "method_known"),
+    "unknown_status": (_mutate("status", "pending"), "status_known"),
+    "bad_paid_at": (_mutate("paid_at", "yesterday"), "paid_at_iso8601"),
+    "unparseable_line": (lambda row: '{"payment_id": "' + row["payment_id"] + '", ', "json_object"),
+    "unknown_order": (lambda row: {**row, "order_id": "O-UNKNOWN-" + row["payment_id"]}, None),
+}
+DEFAULT_PAYMENT_RATES = {kind: (0.003 if rule else 0.01) for kind, (_, rule) in PAYMENT_FAULTS.items()}
+
+
+def _day_payments(rng: random.Random, day: date, orders: list[Row]) -> list[Row]:
+    """Payment events for a day's orders: authorized then captured for sales, refunded after a return,
+    failed for some cancellations; every event on the order's day (UTC)."""
+    end = datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=timezone.utc)
+    events: list[Row] = []
+    for order in orders:
+        final = order["status"]
+        if final == "placed":
+            continue
+        start = datetime.fromisoformat(order["order_ts"].replace("Z", "+00:00")).astimezone(timezone.utc)
+        payment = {
+            "payment_id": "P" + order["order_id"][1:],
+            "order_id": order["order_id"],
+            "amount": order["amount"],
+            "currency": order.get("currency", "USD"),
+            "method": rng.choice(METHODS),
+        }
+        steps = {"cancelled": ["failed"], "returned": ["authorized", "captured", "refunded"]}.get(
+            final, ["authorized", "captured"]
+        )
+        when = start
+        for status in steps:
+            when = min(when + timedelta(minutes=rng.randrange(1, 120)), end)
+            events.append({**payment, "status": status, "paid_at": _iso(when, timedelta(0))})
+    return events
+
+
+def generate_payments(
+    landing_root: str | os.PathLike[str],
+    *,
+    days: int,
+    orders_per_day: int,
+    seed: int,
+    start: date = date(2024, 1, 1),
+    rates: dict[str, float] | None = None,
+    customers: int = 2_000,
+) -> GenerationReport:
+    """Payment events for the orders ``generate`` writes with the same arguments (same bytes every time)."""
+    rates = {**DEFAULT_PAYMENT_RATES, **(rates or {})}
+    root = Path(landing_root) / "payments"
+    report = GenerationReport()
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        placed, updates = _day_orders(random.Random(f"{seed}:{day.isoformat()}"), day, orders_per_day, customers)
+        latest = {u["order_id"]: u for u in [*placed, *updates]}  # updates come in lifecycle order
+        rng = random.Random(f"payments:{seed}:{day.isoformat()}")
+        events: list[Row | str] = list(_day_payments(rng, day, list(latest.values())))
+        rel = f"payments/date={day.isoformat()}/payments-000.jsonl"
+        taken: set[int] = set()
+        for kind, (mutate, rule) in PAYMENT_FAULTS.items():
+            count = round(rates[kind] * len(events)) or (1 if rates[kind] > 0 else 0)
+            free = [i for i in range(len(events)) if i not in taken]
+            for index in rng.sample(free, min(count, len(free))):
+                taken.add(index)
+                events[index] = mutate(dict(events[index]))  # type: ignore[arg-type]
+                report.faults.append(Fault(rel, index + 1, kind, rule))
+        lines = [e if isinstance(e, str) else json.dumps(e) for e in events]
+        redelivered = [json.dumps(e) for e in rng.sample([e for e in events if isinstance(e, dict)], len(events) // 25)]
+        for name, content in (("payments-000.jsonl", lines), ("payments-001.jsonl", redelivered)):
+            _write(root / f"date={day.isoformat()}" / name, content)
+            report.files.append(f"payments/date={day.isoformat()}/{name}")
+            report.lines += len(content)
+    return report
 
 
 if __name__ == "__main__":

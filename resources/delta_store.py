@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+import pyarrow as pa
 from deltalake import DeltaTable, Field
 
 from resources.errors import InvalidTableName
@@ -49,6 +51,16 @@ LOG = logging.getLogger("medallion.delta_store")
 _CONFLICT = re.compile(r"commit|conflict|concurrent|transaction|already exists", re.IGNORECASE)
 _TABLE = re.compile(r"[a-z][a-z0-9_]*/[a-z][a-z0-9_]*")
 _COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+OWNER_LOCK = ".owner"
+#: This process's scratch folder per lakehouse root, with the open handle that holds its owner lock.
+_SCRATCH_OWNERS: dict[str, tuple[str, Any]] = {}
+#: Session setting the Delta writer reads for a commit's ``userMetadata`` (writer option ``userMetadata``).
+COMMIT_NOTE_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+def _noted(writer: Any, note: str | None) -> Any:
+    """``writer`` with ``note`` as the commit's ``userMetadata``."""
+    return writer.option("userMetadata", note) if note is not None else writer
 
 
 @dataclass(frozen=True)
@@ -103,18 +115,31 @@ def with_commit_retries(
     raise AssertionError("unreachable")
 
 
+def _lock_is_free(lock: Path) -> bool:
+    """True when nobody holds ``lock`` (its owner process is gone)."""
+    try:
+        with open(lock, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return False
+
+
 class DeltaTableStore(dg.ConfigurableResource):
     """Path-based Delta tables under one lakehouse root, with partition-safe write verbs."""
 
-    root: str | None = None
+    root: str = ".lakehouse"
     storage_options: dict[str, str] = {}
     commit_attempts: int = 5
 
     # -- locations ---------------------------------------------------------------------------------
     @property
     def root_uri(self) -> str:
-        """The lakehouse root: the field, else ``MEDALLION_LAKEHOUSE_ROOT``, else ``./.lakehouse``."""
-        root = self.root or os.environ.get("MEDALLION_LAKEHOUSE_ROOT") or ".lakehouse"
+        """The lakehouse root (the definitions set it from ``MEDALLION_LAKEHOUSE_ROOT``)."""
+        root = self.root
         return root.rstrip("/") if "://" in root else str(Path(root).expanduser().resolve())
 
     def table_uri(self, table: str) -> str:
@@ -163,6 +188,15 @@ class DeltaTableStore(dg.ConfigurableResource):
         """The current Delta version of ``table``, or None when it does not exist."""
         return self.delta_table(table).version() if self.exists(table) else None
 
+    def partition_column(self, table: str) -> str | None:
+        """The (single) partition column of ``table``, or None when it is unpartitioned."""
+        columns = self.delta_table(table).metadata().partition_columns
+        return columns[0] if columns else None
+
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        """``(name, Arrow type)`` of each column of ``table``, from its Delta schema."""
+        return [(f.name, str(f.type)) for f in pa.schema(self.delta_table(table).schema().to_arrow())]
+
     def history(self, table: str, limit: int | None = None) -> list[dict[str, Any]]:
         """Commit history, newest first (via ``deltalake``: Sail has no DESCRIBE HISTORY)."""
         return self.delta_table(table).history(limit) if self.exists(table) else []
@@ -184,6 +218,36 @@ class DeltaTableStore(dg.ConfigurableResource):
         return df
 
     # -- scratch -------------------------------------------------------------------------------------
+    def scratch_folder(self) -> str:
+        """This process's scratch folder, ``<root>/_staging/<host>-<pid>-<id>``.
+
+        On a local root the folder holds ``.owner``, locked for as long as the process lives: the kernel
+        releases the lock when the process dies, however it dies, so the next run can tell dead scratch from
+        live (``remove_dead_scratch``).
+        """
+        base = f"{self.root_uri}/_staging"
+        owned = _SCRATCH_OWNERS.get(base)
+        if owned is None:
+            folder = f"{base}/{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            handle = None
+            if "://" not in base:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+                handle = open(Path(folder) / OWNER_LOCK, "w")  # noqa: SIM115 - held for the process's life
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            owned = _SCRATCH_OWNERS[base] = (folder, handle)
+        return owned[0]
+
+    @contextlib.contextmanager
+    def scratch(self, name: str) -> Iterator[str]:
+        """A fresh scratch location for ``name`` under this process's scratch folder; removed on exit."""
+        if not _COLUMN.fullmatch(name):
+            raise InvalidTableName(f"staging name {name!r} is not a plain identifier")
+        uri = f"{self.scratch_folder()}/{name}-{uuid.uuid4().hex[:12]}"
+        try:
+            yield uri
+        finally:
+            self._remove_scratch(uri)
+
     @contextlib.contextmanager
     def staged(self, df: DataFrame, *, name: str) -> Iterator[DataFrame]:
         """Compute ``df`` once into scratch Parquet and yield it read back; the scratch is removed on exit.
@@ -191,35 +255,53 @@ class DeltaTableStore(dg.ConfigurableResource):
         For a frame that several actions read (gate statistics, quarantine, publish): on Sail each action
         would otherwise recompute it from its sources, window sorts included.
         """
-        if not _COLUMN.fullmatch(name):
-            raise InvalidTableName(f"staging name {name!r} is not a plain identifier")
-        uri = f"{self.root_uri}/_staging/{name}-{uuid.uuid4().hex[:12]}"
-        df.write.mode("overwrite").parquet(uri)
-        try:
+        with self.scratch(name) as uri:
+            df.write.mode("overwrite").parquet(uri)
             yield df.sparkSession.read.schema(df.schema).parquet(uri)
-        finally:
-            self._remove_scratch(uri)
 
     def _remove_scratch(self, uri: str) -> None:
         try:
             if "://" not in uri:
-                shutil.rmtree(uri)
+                shutil.rmtree(uri, ignore_errors=not Path(uri).exists())
                 return
             from pyarrow import fs
 
             filesystem, path = fs.FileSystem.from_uri(uri)
             filesystem.delete_dir(path)
-        except Exception as exc:  # never read again; maintenance removes what is left (local roots)
+        except Exception as exc:  # never read again; the next run removes what is left
             LOG.warning("could not remove scratch %s: %s", uri, exc)
+
+    def remove_dead_scratch(self, *, unowned_after_hours: float = 24) -> list[str]:
+        """Remove scratch folders whose process has died (its ``.owner`` lock is free), and folders without an
+        owner (object storage, older versions) older than ``unowned_after_hours``; return what was removed."""
+        scratch = Path(self.root_uri) / "_staging"
+        if "://" in self.root_uri or not scratch.is_dir():
+            return []
+        cutoff = time.time() - unowned_after_hours * 3600
+        removed = []
+        for path in scratch.iterdir():
+            lock = path / OWNER_LOCK
+            dead = _lock_is_free(lock) if lock.exists() else path.stat().st_mtime < cutoff
+            if dead:
+                self._remove_scratch(str(path))
+                removed.append(path.name)
+        return sorted(removed)
 
     # -- writes --------------------------------------------------------------------------------------
     def replace_partitions(
-        self, table: str, df: DataFrame, *, partition_column: str, days: Iterable[str | date]
+        self,
+        table: str,
+        df: DataFrame,
+        *,
+        partition_column: str,
+        days: Iterable[str | date],
+        note: str | None = None,
     ) -> WriteResult:
         """Replace exactly ``days`` of ``table`` with ``df``'s rows for those days.
 
         Rows of ``df`` outside ``days`` are filtered out first (Sail does not check them). A day with no
-        rows in ``df`` ends up empty, so re-running a partition never leaves stale rows behind.
+        rows in ``df`` ends up empty, so re-running a partition never leaves stale rows behind. ``note`` is
+        stored in the commit (``userMetadata``), read back with ``commit_notes``.
         """
         parsed = parse_days(days)
         predicate = partition_predicate(partition_column, parsed)
@@ -229,10 +311,10 @@ class DeltaTableStore(dg.ConfigurableResource):
 
         def write() -> WriteResult:
             if not self.exists(table):
-                rows.write.format("delta").mode("overwrite").partitionBy(partition_column).save(uri)
+                _noted(rows.write, note).format("delta").mode("overwrite").partitionBy(partition_column).save(uri)
                 return WriteResult(table, uri, self.version(table) or 0, "create", keys, tuple(rows.columns))
             aligned, added = self._align_schema(table, rows)
-            aligned.write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri)
+            _noted(aligned.write, note).format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri)
             return WriteResult(table, uri, self.version(table) or 0, "replace_partitions", keys, added)
 
         return with_commit_retries(
@@ -254,19 +336,27 @@ class DeltaTableStore(dg.ConfigurableResource):
             write, attempts=self.commit_attempts, what=f"append {table}", lock=lambda: self.table_lock(table)
         )
 
-    def overwrite(self, table: str, df: DataFrame) -> WriteResult:
+    def overwrite(self, table: str, df: DataFrame, *, note: str | None = None) -> WriteResult:
         """Replace the whole of an unpartitioned ``table`` (schema may change)."""
         uri = self.table_uri(table)
 
         def write() -> WriteResult:
-            df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
+            _noted(df.write, note).format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
             return WriteResult(table, uri, self.version(table) or 0, "overwrite")
 
         return with_commit_retries(
             write, attempts=self.commit_attempts, what=f"overwrite {table}", lock=lambda: self.table_lock(table)
         )
 
-    def merge(self, table: str, df: DataFrame, *, keys: Sequence[str], delete_unmatched: bool = False) -> WriteResult:
+    def merge(
+        self,
+        table: str,
+        df: DataFrame,
+        *,
+        keys: Sequence[str],
+        delete_unmatched: bool = False,
+        note: str | None = None,
+    ) -> WriteResult:
         """Upsert ``df`` into ``table`` by ``keys`` with SQL ``MERGE INTO`` (creates the table if absent).
 
         ``delete_unmatched`` also deletes target rows with no source row (``WHEN NOT MATCHED BY SOURCE``),
@@ -283,38 +373,70 @@ class DeltaTableStore(dg.ConfigurableResource):
 
         def write() -> WriteResult:
             if not self.exists(table):
-                df.write.format("delta").mode("overwrite").save(uri)
+                _noted(df.write, note).format("delta").mode("overwrite").save(uri)
                 return WriteResult(table, uri, self.version(table) or 0, "create")
             spark = df.sparkSession
             view = f"medallion_merge_{uuid.uuid4().hex}"
             df.createOrReplaceTempView(view)
             try:
+                if note is not None:  # MERGE takes no writer options: the commit note comes from the session
+                    spark.conf.set(COMMIT_NOTE_CONF, note)
                 spark.sql(
                     f"MERGE INTO delta.`{uri.replace('`', '``')}` AS t USING `{view}` AS s ON {on} "
                     f"WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *{extra}"
                 ).collect()
             finally:
                 spark.catalog.dropTempView(view)
+                if note is not None:
+                    spark.conf.unset(COMMIT_NOTE_CONF)
             return WriteResult(table, uri, self.version(table) or 0, "merge")
 
         return with_commit_retries(
             write, attempts=self.commit_attempts, what=f"merge {table}", lock=lambda: self.table_lock(table)
         )
 
-    def append_rows(self, table: str, rows: Sequence[dict[str, Any]]) -> WriteResult:
-        """Append a few Python rows with ``deltalake`` (bookkeeping tables; no engine needed)."""
-        import pyarrow as pa
+    def append_rows(self, table: str, rows: Sequence[dict[str, Any]] | pa.Table) -> WriteResult:
+        """Append a few rows with ``deltalake`` (bookkeeping tables; no engine needed)."""
         from deltalake import write_deltalake
 
         uri = self.table_uri(table)
-        write_deltalake(
-            uri,
-            pa.Table.from_pylist(list(rows)),
-            mode="append",
-            schema_mode="merge",
-            storage_options=self.storage_options or None,
+        data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(list(rows))
+
+        def write() -> WriteResult:
+            write_deltalake(uri, data, mode="append", schema_mode="merge", storage_options=self.storage_options or None)
+            return WriteResult(table, uri, self.version(table) or 0, "append")
+
+        return with_commit_retries(
+            write, attempts=self.commit_attempts, what=f"append {table}", lock=lambda: self.table_lock(table)
         )
-        return WriteResult(table, uri, self.version(table) or 0, "append")
+
+    # -- commit notes and per-day sizes (deltalake: no engine needed) ------------------------------------------
+    def commit_notes(self, table: str, key: str, *, limit: int) -> list[tuple[int, list[dict[str, Any]]]]:
+        """``(version, notes[key])`` of the latest ``limit`` commits of ``table`` whose note carries ``key``."""
+        found = []
+        for commit in self.history(table, limit):
+            raw = commit.get("userMetadata")
+            try:
+                note = json.loads(raw) if isinstance(raw, str) else None
+            except ValueError:
+                continue
+            if isinstance(note, dict) and isinstance(note.get(key), list):
+                found.append((int(commit["version"]), note[key]))
+        return found
+
+    def day_rows(self, table: str, *, partition_column: str, days: Iterable[str]) -> dict[str, int]:
+        """Rows each of ``days`` holds now, from the Delta log's file statistics (days without rows: 0)."""
+        wanted = {d: 0 for d in days}
+        if not wanted or not self.exists(table):
+            return wanted
+        actions = pa.table(self.delta_table(table).get_add_actions(flatten=True)).to_pydict()
+        for value, rows in zip(
+            actions.get(f"partition.{partition_column}", []), actions.get("num_records", []), strict=True
+        ):
+            day = str(value)
+            if day in wanted:
+                wanted[day] += int(rows or 0)
+        return wanted
 
     # -- maintenance (deltalake: Sail has no OPTIMIZE / VACUUM) ------------------------------------------
     def maintain(self, table: str, *, retention_hours: int) -> dict[str, Any]:
@@ -335,17 +457,6 @@ class DeltaTableStore(dg.ConfigurableResource):
             "version": dt.version(),
             "checkpoint_version": dt.version(),
         }
-
-    def remove_stale_scratch(self, *, older_than_hours: float) -> list[str]:
-        """Remove scratch left by runs that died while staging (local roots); return what was removed."""
-        scratch = Path(self.root_uri) / "_staging"
-        if "://" in self.root_uri or not scratch.is_dir():
-            return []
-        cutoff = time.time() - older_than_hours * 3600
-        stale = [p for p in scratch.iterdir() if p.stat().st_mtime < cutoff]
-        for path in stale:
-            self._remove_scratch(str(path))
-        return sorted(p.name for p in stale)
 
     def _align_schema(self, table: str, df: DataFrame) -> tuple[DataFrame, tuple[str, ...]]:
         """Add ``df``'s new columns to the table schema; fill the table's columns ``df`` lacks with nulls."""

@@ -1,17 +1,33 @@
-"""The landing zone: where source files arrive, and which of them are ready to read."""
+"""The landing zone: where source files arrive, and which of them are safe and ready to read.
+
+``<root>/<source>/date=YYYY-MM-DD/<file>``. Nothing outside the root is ever read: below the (resolved) root no
+symbolic link is followed — a linked file, day folder or source folder is skipped with its reason.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
+from resources.errors import MedallionError
 from resources.partition_keys import parse_day
 
+ROOT_VAR = "MEDALLION_LANDING_ROOT"
 #: Extensions read per source; anything else in a day folder is ignored.
-SOURCE_EXTENSIONS: dict[str, tuple[str, ...]] = {"orders": (".jsonl", ".json"), "customers": (".csv",)}
+SOURCE_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "orders": (".jsonl", ".json"),
+    "customers": (".csv",),
+    "payments": (".jsonl", ".json"),
+}
+
+
+class LandingRootMissing(MedallionError, FileNotFoundError):
+    """The landing root does not exist (a mistyped or unmounted ``MEDALLION_LANDING_ROOT``)."""
 
 
 def is_in_flight(name: str) -> bool:
@@ -19,28 +35,103 @@ def is_in_flight(name: str) -> bool:
     return name.startswith((".", "_")) or name.endswith(".tmp")
 
 
-class LandingZone(dg.ConfigurableResource):
-    """``<root>/<source>/date=YYYY-MM-DD/<file>``; root from ``MEDALLION_LANDING_ROOT`` (default ``./landing``)."""
+@dataclass(frozen=True)
+class LandingFile:
+    """A regular file inside the root: its absolute path and its path relative to the root."""
 
-    root: str | None = None
+    path: Path
+    relative: str
+    size: int
+
+
+@dataclass(frozen=True)
+class SkippedEntry:
+    """An entry of a day folder that is not read, and why."""
+
+    relative: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DayListing:
+    """What a day folder holds for one source: the files to read and the entries skipped."""
+
+    source: str
+    day: str
+    folder: str
+    files: tuple[LandingFile, ...]
+    skipped: tuple[SkippedEntry, ...]
+
+
+class LandingZone(dg.ConfigurableResource):
+    """``<root>/<source>/date=YYYY-MM-DD/<file>``; the definitions set the root from ``MEDALLION_LANDING_ROOT``."""
+
+    root: str = "landing"
 
     @property
     def root_path(self) -> Path:
-        return Path(self.root or os.environ.get("MEDALLION_LANDING_ROOT") or "landing").expanduser().resolve()
+        return Path(self.root).expanduser().resolve()
+
+    def check_root(self) -> Path:
+        """The resolved root; ``LandingRootMissing`` (naming the root and the setting) when it is not a folder."""
+        root = self.root_path
+        if not root.is_dir():
+            raise LandingRootMissing(
+                f"landing root {root} does not exist or is not a folder (set by {ROOT_VAR}); nothing was read or "
+                "written"
+            )
+        return root
 
     def day_folder(self, source: str, day: str | date) -> Path:
         return self.root_path / source / f"date={parse_day(day).isoformat()}"
 
-    def files(self, source: str, day: str | date) -> list[Path]:
-        """The ready files of ``source`` for ``day``, sorted by name (in-flight files skipped)."""
+    def listing(self, source: str, day: str | date) -> DayListing:
+        """The ready files of ``source`` for ``day`` sorted by name; in-flight files are left out silently,
+        symbolic links and other non-regular entries are reported as skipped."""
+        root = self.check_root()
         folder = self.day_folder(source, day)
-        if not folder.is_dir():
-            return []
+        relative_folder = folder.relative_to(root).as_posix()
+        blocked = _linked_parent(root, folder)
+        if blocked:
+            return DayListing(source, parse_day(day).isoformat(), relative_folder, (), (blocked,))
+        files: list[LandingFile] = []
+        skipped: list[SkippedEntry] = []
         extensions = SOURCE_EXTENSIONS.get(source, ())
-        return sorted(
-            p for p in folder.iterdir() if p.is_file() and not is_in_flight(p.name) and p.name.endswith(extensions)
-        )
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            relative = f"{relative_folder}/{entry.name}"
+            if is_in_flight(entry.name) or not entry.name.endswith(extensions):
+                continue
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISLNK(info.st_mode):
+                skipped.append(SkippedEntry(relative, f"is a symlink to {_target(entry.path)}; links are never read"))
+            elif not stat.S_ISREG(info.st_mode):
+                skipped.append(SkippedEntry(relative, "is not a regular file"))
+            else:
+                files.append(LandingFile(Path(entry.path), relative, info.st_size))
+        return DayListing(source, parse_day(day).isoformat(), relative_folder, tuple(files), tuple(skipped))
 
     def relative(self, path: Path) -> str:
         """A file's path relative to the landing root (what bronze records as ``_source_file``)."""
         return path.relative_to(self.root_path).as_posix()
+
+
+def _linked_parent(root: Path, folder: Path) -> SkippedEntry | None:
+    """The first folder between ``root`` and ``folder`` that is a symbolic link, as a skipped entry."""
+    current = root
+    for part in folder.relative_to(root).parts:
+        current = current / part
+        if current.is_symlink():
+            reason = f"is a symlink to {_target(str(current))}; links are never followed"
+            return SkippedEntry(current.relative_to(root).as_posix(), reason)
+    return None
+
+
+def _target(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"

@@ -15,6 +15,8 @@ from medallion_assets.sample_data import GenerationReport, generate
 from resources.delta_store import DeltaTableStore
 from resources.engine import SparkEngine
 from resources.landing import LandingZone
+from resources.run_guard import RunGuard
+from resources.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +53,8 @@ def resources(sail_url: str, store: DeltaTableStore, landing_root: Path) -> dict
         "engine": SparkEngine(mode="connect", remote=sail_url),
         "store": store,
         "landing": LandingZone(root=str(landing_root)),
+        "settings": Settings.from_env(),
+        "run_guard": RunGuard(),
     }
 
 
@@ -71,9 +75,14 @@ def materialize_days(
     *,
     instance: dg.DagsterInstance | None = None,
     selection: str | dg.AssetSelection | None = None,
+    tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize the orders graph (or ``selection``) for one day or a day range in one run, without raising."""
-    kwargs: dict[str, object] = {"partition_key": first} if last in (None, first) else {"tags": range_tags(first, last)}
+    kwargs: dict[str, object] = (
+        {"partition_key": first, "tags": dict(tags or {})}
+        if last in (None, first)
+        else {"tags": {**range_tags(first, last), **(tags or {})}}
+    )
     return dg.materialize(
         [*ASSETS, *CHECKS],
         resources=resources,

@@ -109,3 +109,69 @@ def bronze_lines(landing: Path, day: str) -> int:
     return sum(
         1 for p in ready_files(landing, day) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()
     )
+
+
+# -- payments ---------------------------------------------------------------------------------------------------
+PAYMENT_FIELDS = ("payment_id", "order_id", "paid_at", "amount", "currency", "method", "status")
+METHODS = {"card", "bank_transfer", "wallet", "voucher"}
+PAYMENT_STATUSES = {"authorized", "captured", "refunded", "failed"}
+
+
+def latest_payments(landing: Path, day: str) -> pd.DataFrame:
+    """Valid payment events of the day's files, the latest per payment (paid_at, then file, then line)."""
+    rows = []
+    folder = landing / "payments" / f"date={day}"
+    for path in sorted(p for p in folder.iterdir() if p.suffix in (".jsonl", ".json")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(obj, dict):
+                continue
+            row = {k: text(obj.get(k)) for k in PAYMENT_FIELDS}
+            if any(row[k] is None or not row[k].strip() for k in PAYMENT_FIELDS):
+                continue
+            paid_at, amt = ts(row["paid_at"]), amount(row["amount"])
+            if paid_at is None or paid_at.date() != date.fromisoformat(day) or amt is None or not 0 < amt < 1_000_000:
+                continue
+            if not re.fullmatch(r"[A-Z]{3}", row["currency"]) or row["method"] not in METHODS:
+                continue
+            if row["status"] not in PAYMENT_STATUSES:
+                continue
+            rows.append({**row, "amount": amt, "paid_at": paid_at, "file": path.name, "line": number})
+    df = pd.DataFrame(rows).sort_values(["payment_id", "paid_at", "file", "line"])
+    return df.groupby("payment_id").tail(1).reset_index(drop=True)
+
+
+def reconciliation(landing: Path, days: list[str]) -> dict[tuple[str, str], dict]:
+    """Per payment day and region, the figures gold/payment_reconciliation must hold."""
+    orders = pd.concat([latest(landing, d).assign(order_date=d) for d in days], ignore_index=True)
+    region = orders.sort_values("order_date").groupby("order_id").tail(1).set_index("order_id")["region"]
+    payments = {d: latest_payments(landing, d) for d in days}
+    captured = set().union(*(set(p[p.status == "captured"].order_id) for p in payments.values()))
+    out: dict[tuple[str, str], dict] = {}
+    zero = Decimal("0.00")
+    for day in days:
+        p = payments[day].assign(region=lambda f: f.order_id.map(region).fillna("unknown"))
+        sales = daily_sales(landing, day)
+        day_orders = orders[orders.order_date == day]
+        sale_orders = day_orders[day_orders.status.isin(["paid", "shipped", "delivered"])]
+        for reg in sorted(set(p.region) | set(sales)):
+            mine = p[p.region == reg]
+            cap = sum(mine[mine.status == "captured"].amount, zero)
+            ref = sum(mine[mine.status == "refunded"].amount, zero)
+            revenue = sales.get(reg, {}).get("revenue", zero)
+            out[(day, reg)] = {
+                "payments": len(mine),
+                "captured_amount": cap,
+                "refunded_amount": ref,
+                "net_captured": cap - ref,
+                "sales_revenue": revenue,
+                "difference": revenue - (cap - ref),
+                "orders_paid_not_captured": int(
+                    (~sale_orders[sale_orders.region == reg].order_id.isin(captured)).sum()
+                ),
+                "unknown_order_payments": len(mine) if reg == "unknown" else 0,
+            }
+    return out

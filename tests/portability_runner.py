@@ -1,8 +1,10 @@
-"""Run the pure orders transforms on one engine and dump every output as sorted JSON lines.
+"""Run the pure transforms on one engine and dump every output as sorted JSON lines.
 
     python -m tests.portability_runner --engine sail|jvm --landing DIR --out DIR --days D1,D2
 
-Each engine runs in its own process: a classic (JVM) session and a Connect session don't share one.
+The landing files are read by the project's landing reader into Parquet (what the bronze read hooks do), then
+each engine runs the same steps the assets take. Each engine runs in its own process: a classic (JVM) session
+and a Connect session don't share one.
 """
 
 from __future__ import annotations
@@ -12,14 +14,18 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 
-from medallion_assets import customers_contract, transforms
-from medallion_assets.bronze import read_lines, union_all
-from medallion_assets.customers import dim_versions, read_csv
-from medallion_assets.quality.rules import evaluate, is_valid
+from medallion_assets import customers, customers_contract, orders, transforms
+from medallion_assets.factory import checked_rows, published_rows, quarantine_rows
+from medallion_assets.json_source import bronze_frame
+from medallion_assets.orders_contract import CONTRACT
+from medallion_assets.quality.rules import is_valid, rule_counts
 from medallion_assets.star import calendar
 from resources.landing import LandingZone
+from resources.landing_files import csv_table, read_csv_records, read_json_lines
 
 NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)
 _SERVERS: list[object] = []  # the embedded server stops when garbage-collected: keep it referenced
@@ -50,6 +56,29 @@ def dump(df: DataFrame, path: Path) -> None:
     path.write_text("\n".join(rows) + "\n")
 
 
+def landing_parquet(landing: LandingZone, days: list[str], out: Path) -> tuple[Path, Path]:
+    """The orders lines and customers records of ``days`` as Parquet, through the landing reader."""
+    lines, records = [], []
+    for day in days:
+        for file in landing.listing("orders", day).files:
+            batches, _ = read_json_lines(file)
+            if not batches:
+                continue
+            table = pa.Table.from_batches(batches)
+            n = len(table)
+            table = table.add_column(0, "order_date", pa.array([datetime.fromisoformat(day).date()] * n, pa.date32()))
+            lines.append(table.add_column(1, "_source_file", pa.array([file.relative] * n, pa.string())))
+        for file in landing.listing("customers", day).files:
+            parsed = read_csv_records(file, required=customers_contract.FIELDS)
+            table = csv_table([parsed], customers_contract.FIELDS)
+            n = len(table)
+            table = table.add_column(0, "ingest_date", pa.array([datetime.fromisoformat(day).date()] * n, pa.date32()))
+            records.append(table.add_column(1, "_source_file", pa.array([file.relative] * n, pa.string())))
+    pq.write_table(pa.concat_tables(lines), out / "lines.parquet")
+    pq.write_table(pa.concat_tables(records), out / "records.parquet")
+    return out / "lines.parquet", out / "records.parquet"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--engine", choices=["sail", "jvm"], required=True)
@@ -60,25 +89,21 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     spark = session(args.engine)
-    lines, _ = read_lines(spark, LandingZone(root=args.landing), args.days.split(","))
-    parsed = transforms.parsed_lines(lines)
-    extras = transforms.extra_columns(r.key for r in transforms.json_keys(parsed).collect())
-    bronze = transforms.bronze_orders(lines, extras=extras, ingested_at=NOW)
-    validated = transforms.validated_orders(bronze)
-    silver = transforms.silver_orders(validated)
+    lines_path, records_path = landing_parquet(LandingZone(root=args.landing), args.days.split(","), out)
+    bronze, _ = bronze_frame(CONTRACT, transforms.parse_lines(spark.read.parquet(str(lines_path))), ingested_at=NOW)
+    checked = checked_rows(orders.SILVER_SPEC, transforms.typed_rows(bronze, CONTRACT.typed()))
+    silver = published_rows(orders.SILVER_SPEC, checked)
+    dim_rows = checked_rows(customers.DIM_SPEC, customers_contract.typed(spark.read.parquet(str(records_path))))
     outputs = {
-        "line_stats": transforms.line_stats(lines),
+        "bronze_gate": rule_counts(checked_rows(orders.BRONZE_SPEC, bronze), "order_date", orders.BRONZE_SPEC.rules),
         "bronze": bronze,
         "silver": silver,
-        "quarantine": transforms.quarantined_orders(validated, bronze.columns, quarantined_at=NOW),
-        "silver_stats": transforms.silver_stats(validated),
-        "gold": transforms.daily_sales(silver),
+        "quarantine": quarantine_rows(checked, quarantined_at=NOW, run_id="portability"),
+        "silver_stats": rule_counts(checked, "order_date", orders.SILVER_SPEC.rules),
+        "gold": orders.daily_sales(None, {orders.SILVER: silver}),
+        "dim_customer": customers.dim_versions(dim_rows.filter(is_valid())),
+        "dim_date": calendar(spark, datetime(2024, 1, 1).date(), datetime(2024, 12, 31).date()),
     }
-    landing = LandingZone(root=args.landing)
-    csvs = [read_csv(spark, landing, d, p) for d in args.days.split(",") for p in landing.files("customers", d)]
-    customers = evaluate(customers_contract.typed(union_all(csvs)), customers_contract.RULES)
-    outputs["dim_customer"] = dim_versions(customers.filter(is_valid()))
-    outputs["dim_date"] = calendar(spark, datetime(2024, 1, 1).date(), datetime(2024, 12, 31).date())
     for name, df in outputs.items():
         dump(df, out / f"{name}.jsonl")
     spark.stop()

@@ -1,12 +1,21 @@
-"""The code location loads, and its assets, checks, jobs, sensors and schedules are what users see in the UI."""
+"""The code location loads, and its assets, checks, jobs, sensors and schedules are what users see in the UI:
+one gated asset per spec, layers as groups with medal kinds, quarantine and run-log tables as assets."""
 
 import dagster as dg
 
-from medallion_assets.definitions import defs
+from medallion_assets.definitions import SPECS, TABLES, defs
 from medallion_assets.partitions import DAILY
 
-PARTITIONED = {"bronze/orders", "silver/orders", "gold/daily_sales", "gold/fact_orders", "bronze/customers"}
+PARTITIONED = {
+    "bronze/orders", "silver/orders", "gold/daily_sales", "gold/fact_orders", "bronze/customers", "bronze/payments",
+    "silver/payments", "gold/payment_reconciliation",
+}  # fmt: skip
 UNPARTITIONED = {"silver/dim_customer", "gold/dim_date", "gold/customer_ltv"}
+QUARANTINE = {
+    "quarantine/orders": "silver/orders", "quarantine/daily_sales": "gold/daily_sales",
+    "quarantine/customers": "silver/dim_customer", "quarantine/fact_orders": "gold/fact_orders",
+    "quarantine/payments": "silver/payments", "quarantine/payment_reconciliation": "gold/payment_reconciliation",
+}  # fmt: skip
 UPSTREAM = {
     "bronze/orders": set(),
     "silver/orders": {"bronze/orders"},
@@ -16,66 +25,87 @@ UPSTREAM = {
     "gold/fact_orders": {"silver/orders", "silver/dim_customer"},
     "gold/customer_ltv": {"silver/orders", "silver/dim_customer"},
     "gold/dim_date": set(),
+    "bronze/payments": set(),
+    "silver/payments": {"bronze/payments"},
+    "gold/payment_reconciliation": {"silver/payments", "gold/daily_sales", "silver/orders"},
 }
+
+
+def keys(graph) -> set[str]:
+    return {k.to_user_string() for k in graph.get_all_asset_keys()}
 
 
 def test_definitions_load() -> None:
     dg.Definitions.validate_loadable(defs)
 
 
-def test_assets_partitions_and_lineage() -> None:
+def test_one_gated_asset_per_spec() -> None:
+    assert [s.table for s in SPECS] == list(TABLES) and set(TABLES) == PARTITIONED | UNPARTITIONED
+
+
+def test_assets_partitions_layers_and_lineage() -> None:
     graph = defs.resolve_asset_graph()
-    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == PARTITIONED | UNPARTITIONED
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        if key.to_user_string() in PARTITIONED:
+    assert keys(graph) == PARTITIONED | UNPARTITIONED | set(QUARANTINE) | {"monitoring/pipeline_runs"}
+    for name in PARTITIONED | UNPARTITIONED:
+        node = graph.get(dg.AssetKey(name.split("/")))
+        layer = name.split("/")[0]
+        if name in PARTITIONED:
             assert node.partitions_def == DAILY and DAILY.timezone == "UTC"
             assert node.backfill_policy == dg.BackfillPolicy.single_run()
         else:
             assert node.partitions_def is None
-        assert node.pools == {"delta_" + key.to_user_string().replace("/", "_")}
-    upstream = {
-        k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()
-    }
-    assert upstream == UPSTREAM
+        assert node.pools == {"delta_" + name.replace("/", "_")}
+        assert node.group_name == layer and {"spark", "delta", layer} <= set(node.kinds)
+        assert node.description and not node.description.startswith("Rows built")
+        assert {p.to_user_string() for p in node.parent_keys} == UPSTREAM[name], name
+    for quarantine, table in QUARANTINE.items():
+        node = graph.get(dg.AssetKey(quarantine.split("/")))
+        assert node.group_name == "quarantine" and table in node.description
+        assert {p.to_user_string() for p in node.parent_keys} == UPSTREAM[table]
+    run_log = graph.get(dg.AssetKey(["monitoring", "pipeline_runs"]))
+    assert run_log.group_name == "monitoring" and {p.to_user_string() for p in run_log.parent_keys} == set(TABLES)
 
 
 def test_checks_on_every_table() -> None:
     checks = {(c.asset_key.to_user_string(), c.name) for c in defs.resolve_asset_graph().asset_check_keys}
-    assert checks == {
-        ("bronze/orders", "quality_gate"),
-        ("silver/orders", "quality_gate"),
-        ("silver/orders", "row_accounting"),
-        ("silver/orders", "order_id_unique"),
-        ("silver/orders", "pandera_schema"),
-        ("gold/daily_sales", "quality_gate"),
-        ("gold/daily_sales", "totals_reconcile"),
-        ("gold/daily_sales", "pandera_schema"),
-        ("bronze/customers", "quality_gate"),
-        ("silver/dim_customer", "quality_gate"),
-        ("silver/dim_customer", "one_current_version"),
-        ("gold/fact_orders", "quality_gate"),
-        ("gold/fact_orders", "customer_known_at_order_time"),
-    }
+    expected = {
+        ("bronze/orders", "line_accounting"), ("bronze/customers", "line_accounting"),
+        ("bronze/payments", "line_accounting"), ("silver/orders", "row_accounting"),
+        ("silver/orders", "order_id_unique"), ("silver/orders", "pandera_schema"),
+        ("silver/payments", "row_accounting"), ("silver/payments", "payment_id_unique"),
+        ("gold/daily_sales", "totals_reconcile"), ("gold/daily_sales", "pandera_schema"),
+        ("silver/dim_customer", "one_current_version"), ("gold/fact_orders", "customer_known_at_order_time"),
+        ("gold/payment_reconciliation", "reconciliation_within_tolerance"),
+        *((t, "quality_gate") for t in TABLES),
+        *((t, "column_schema_change") for t in (*TABLES, *QUARANTINE)),
+    }  # fmt: skip
+    assert checks == expected
 
 
 def test_freshness_policies_use_the_current_api() -> None:
     graph = defs.resolve_asset_graph()
-    for key in ("gold/daily_sales", "gold/fact_orders"):
+    for key in ("gold/daily_sales", "gold/fact_orders", "gold/payment_reconciliation"):
         policy = graph.get(dg.AssetKey(key.split("/"))).freshness_policy
         assert policy.deadline_cron == "0 6 * * *" and policy.timezone == "UTC"
-    silver = graph.get(dg.AssetKey(["silver", "orders"])).freshness_policy
-    assert silver.warn_window.to_timedelta().total_seconds() == 3 * 3600
+    for key in ("silver/orders", "silver/payments"):
+        silver = graph.get(dg.AssetKey(key.split("/"))).freshness_policy
+        assert silver.warn_window.to_timedelta().total_seconds() == 3 * 3600
 
 
 def test_automation_is_wired() -> None:
     assert {s.name for s in defs.sensors} == {
         "orders_landing_sensor",
         "customers_landing_sensor",
+        "payments_landing_sensor",
         "run_failure_alert",
         "quality_gate_alert",
+        "run_guard_sensor",
         "medallion_automation",
     }
     assert {s.name for s in defs.schedules} == {"orders_daily_schedule", "lakehouse_maintenance_weekly"}
-    assert {j.name for j in defs.jobs} >= {"orders_daily", "customers_daily", "maintenance_job"}
+    assert {j.name for j in defs.jobs} >= {"orders_daily", "customers_daily", "payments_daily", "maintenance_job"}
+
+
+def test_settings_show_as_a_resource() -> None:
+    settings = defs.resources["settings"]
+    assert settings.threshold("silver/orders") == 0.95 and settings.min_volume_share == 0.5

@@ -35,9 +35,12 @@ def test_table_layout_and_names(store: DeltaTableStore) -> None:
             store.table_uri(bad)
 
 
-def test_root_defaults_to_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def test_the_definitions_take_the_root_from_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from resources.settings import Settings
+
     monkeypatch.setenv("MEDALLION_LAKEHOUSE_ROOT", str(tmp_path / "lh"))
-    assert DeltaTableStore().table_uri("gold/x") == f"{tmp_path}/lh/gold/x"
+    root = Settings.from_env().lakehouse_root
+    assert DeltaTableStore(root=root).table_uri("gold/x") == f"{tmp_path}/lh/gold/x"
 
 
 def test_replace_one_partition_leaves_the_others(spark: SparkSession, store: DeltaTableStore) -> None:
@@ -134,9 +137,9 @@ def test_version_and_history_come_from_deltalake(spark: SparkSession, store: Del
 def test_staged_frame_is_computed_once_and_removed(spark: SparkSession, store: DeltaTableStore) -> None:
     seed(spark, store)
     source = store.read(spark, "silver/t")
-    scratch = Path(store.root_uri) / "_staging"
+    scratch = Path(store.scratch_folder())
     with store.staged(source, name="t") as staged:
-        [path] = list(scratch.iterdir())
+        [path] = [p for p in scratch.iterdir() if p.name != ".owner"]
         store.replace_partitions("silver/t", rows(spark), partition_column="d", days=["2024-01-01"])
         # the source changed underneath; the staged rows are what was computed when staging
         assert sorted(r["k"] for r in source.collect()) == ["b", "c"]
@@ -145,6 +148,25 @@ def test_staged_frame_is_computed_once_and_removed(spark: SparkSession, store: D
     assert not path.exists()
     with pytest.raises(RuntimeError, match="boom"), store.staged(source, name="t"):
         raise RuntimeError("boom")
-    assert list(scratch.iterdir()) == []
+    assert [p.name for p in scratch.iterdir()] == [".owner"]
     with pytest.raises(InvalidTableName):
         store.staged(source, name="../x").__enter__()
+
+
+def test_scratch_of_a_dead_process_is_removed_and_live_scratch_kept(store: DeltaTableStore) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    mine = Path(store.scratch_folder())
+    child = textwrap.dedent(
+        f"""
+        from resources.delta_store import DeltaTableStore
+        print(DeltaTableStore(root={store.root_uri!r}).scratch_folder(), flush=True)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True)
+    dead = Path(proc.stdout.strip())  # its process has exited: the owner lock is free
+    assert dead.exists() and dead != mine
+    assert store.remove_dead_scratch() == [dead.name]
+    assert not dead.exists() and mine.exists()

@@ -9,9 +9,10 @@ import pytest
 from deltalake import DeltaTable
 
 from medallion_assets import run_log
-from medallion_assets.quality.gate import DayOutcome
+from medallion_assets.factory import Run
+from medallion_assets.orders import SILVER_SPEC
+from medallion_assets.quality.gate import DayOutcome, DayStats
 from medallion_assets.sample_data import FAULTS, GenerationReport, generate
-from medallion_assets.silver import accounting_check
 from resources.delta_store import DeltaTableStore
 
 from . import independent
@@ -49,13 +50,19 @@ def test_two_partitions_end_to_end(resources, store, sample: GenerationReport) -
         "order_id_unique",
         "totals_reconcile",
         "pandera_schema",
+        "line_accounting",
+        "column_schema_change",
     }
     assert all(c.passed for c in checks)
-    silver_meta = materialization(result, "silver/orders")
-    assert silver_meta["rows_out"] == len(table(store, "silver/orders"))
-    assert silver_meta["quarantined"] == len(table(store, "quarantine/orders"))
-    assert 0.95 <= silver_meta["pass_rate"] < 1.0 and silver_meta["delta_version"] == 0
-    assert silver_meta["partitions"] == ["2024-01-01", "2024-01-02"]
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "silver/orders"]
+    per_day = {e.partition: {k: v.value for k, v in e.materialization.metadata.items()} for e in events}
+    assert set(per_day) == {"2024-01-01", "2024-01-02"}  # each partition carries its own day's figures
+    silver, quarantine = table(store, "silver/orders"), table(store, "quarantine/orders")
+    for day, meta in per_day.items():
+        assert meta["rows_out"] == meta["dagster/row_count"] == (silver["order_date"].astype(str) == day).sum()
+        assert meta["quarantined"] == (quarantine["order_date"].astype(str) == day).sum()
+        assert 0.95 <= meta["pass_rate"] < 1.0 and meta["delta_version"] == 0 and meta["passed"] is True
+        assert meta["partitions"] == ["2024-01-01", "2024-01-02"]  # the run's fields are on every partition
 
 
 def test_rerunning_a_partition_gives_identical_tables(resources, store, sample) -> None:
@@ -80,7 +87,9 @@ def test_row_accounting_holds_exactly(resources, store, sample, landing_root: Pa
         assert b == independent.bronze_lines(landing_root, day)
         assert b == s + q + superseded, day
         total_superseded += superseded
-    assert materialization(result, "silver/orders")["superseded"] == total_superseded > 0
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "silver/orders"]
+    per_day = {e.partition: e.materialization.metadata["superseded"].value for e in events}
+    assert sum(per_day.values()) == total_superseded > 0 and len(per_day) == 3
     assert not bronze["_source_file"].str.endswith(".tmp").any()
 
 
@@ -88,14 +97,23 @@ def test_row_accounting_check_catches_a_lost_row(resources, store, sample) -> No
     assert materialize_days(resources, "2024-01-01", "2024-01-02").success
     log = table(store, run_log.TABLE)
     outcomes = [
-        DayOutcome(day=r.partition, threshold=0.95, rows_in=r.rows_in, valid=r.rows_in, superseded=r.superseded)
+        DayOutcome(
+            day=r.partition,
+            threshold=0.95,
+            stats=DayStats(
+                rows_in=r.rows_in, valid=r.rows_in - r.quarantined, published=r.rows_written,
+                quarantined=r.quarantined, superseded=r.superseded,
+            ),
+        )
         for r in log[log.asset == "silver/orders"].itertuples()
-    ]
+    ]  # fmt: skip
     spark = resources["engine"].get_session()
-    assert accounting_check(store, spark, outcomes).passed
+    run = Run(SILVER_SPEC, None, spark, store, resources["settings"], resources["landing"], "connect", None, None)
+    [accounting] = [c for c in SILVER_SPEC.checks if c.name == "row_accounting"]
+    assert accounting.check(run, outcomes).passed
     victim = table(store, "silver/orders").query("order_date.astype('str') == '2024-01-02'").iloc[0]["order_id"]
     DeltaTable(store.table_uri("silver/orders")).delete(f"order_id = '{victim}'")
-    result = accounting_check(store, spark, outcomes)
+    result = accounting.check(run, outcomes)
     assert not result.passed
     [(day, counts)] = result.metadata["mismatches"].value.items()
     assert (
@@ -159,17 +177,10 @@ def test_silver_refuses_a_bad_day_and_keeps_its_previous_version(resources, stor
     quarantine = table(store, "quarantine/orders")
     assert (quarantine["_quarantine_reasons"].map(list).map(lambda r: "status_known" in r)).sum() == 20
     # gold did not run after the refusal
-    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} == {"bronze/orders"}
-
-
-def test_a_day_without_files_empties_its_partitions(resources, store, sample, landing_root) -> None:
-    assert materialize_days(resources, "2024-01-03").success
-    for path in (landing_root / "orders" / "date=2024-01-03").iterdir():
-        path.unlink()
-    result = materialize_days(resources, "2024-01-03")
-    assert result.success
-    for name in ("bronze/orders", "silver/orders", "gold/daily_sales"):
-        assert len(table(store, name)) == 0, name
+    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} == {
+        "bronze/orders",
+        "monitoring/pipeline_runs",
+    }
 
 
 @pytest.mark.parametrize("name", TABLES)
@@ -195,6 +206,7 @@ def test_a_range_in_one_pass_equals_day_by_day(resources, store, sample, tmp_pat
 def test_backfill_chunk_size_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
     from medallion_assets.partitions import backfill_policy
 
+    monkeypatch.delenv("MEDALLION_MAX_PARTITIONS_PER_RUN", raising=False)
     assert backfill_policy() == dg.BackfillPolicy.single_run()
     monkeypatch.setenv("MEDALLION_MAX_PARTITIONS_PER_RUN", "30")
     assert backfill_policy() == dg.BackfillPolicy.multi_run(max_partitions_per_run=30)

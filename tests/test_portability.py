@@ -11,7 +11,7 @@ from pathlib import Path
 
 from medallion_assets.sample_data import generate, generate_customers
 
-OUTPUTS = ("line_stats", "bronze", "silver", "quarantine", "silver_stats", "gold", "dim_customer", "dim_date")
+OUTPUTS = ("bronze_gate", "bronze", "silver", "quarantine", "silver_stats", "gold", "dim_customer", "dim_date")
 
 
 # pyspark marks the test process as Connect-only once a Connect session exists; the JVM child must not inherit it.

@@ -24,6 +24,8 @@ from resources.delta_store import DeltaTableStore
 from resources.engine import SparkEngine
 from resources.errors import EngineConfigError
 from resources.landing import LandingZone
+from resources.run_guard import RunGuard
+from resources.settings import Settings
 from sensors.alert_sensors import run_failure_alert
 
 from .conftest import materialize_days
@@ -134,6 +136,8 @@ def test_no_secret_reaches_logs_exceptions_alerts_or_dagster_storage(
             "engine": SparkEngine.from_env(),
             "store": DeltaTableStore(root=str(lakehouse)),
             "landing": LandingZone(root=str(landing)),
+            "settings": Settings.from_env(),
+            "run_guard": RunGuard(),
         }
 
     with dg.DagsterInstance.local_temp(str(home)) as instance:

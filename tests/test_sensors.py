@@ -436,18 +436,6 @@ def test_an_unreadable_source_folder_is_an_error_not_a_crash(tmp_path: Path, mon
     assert [level for level, _ in result.logs] == ["ERROR"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads everything")
-def test_a_really_unreadable_day_folder_does_not_crash_the_tick(tmp_path: Path) -> None:
-    land(tmp_path, "2024-01-02", "a.jsonl")
-    folder = tmp_path / "orders" / "date=2024-01-02"
-    folder.chmod(0)
-    try:
-        result = evaluate(tmp_path, None)
-    finally:
-        folder.chmod(0o755)
-    assert result.requests == [] and warnings_about(result.logs, "'orders/date=2024-01-02'")
-
-
 def test_an_unreadable_file_holds_its_day_until_it_can_be_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     land(tmp_path, "2024-01-02", "a.jsonl")
     locked = land(tmp_path, "2024-01-02", "b.jsonl")

@@ -1,15 +1,25 @@
-"""The pure transforms on tiny hand-made frames, on Sail."""
+"""The pure transforms on tiny hand-made frames, on Sail, through the same steps the assets take."""
 
 import json
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from medallion_assets import orders_contract as contract
 from medallion_assets import transforms
+from medallion_assets.factory import checked_rows, published_rows, quarantine_rows
+from medallion_assets.json_source import bronze_frame
+from medallion_assets.orders import BRONZE_SPEC, SILVER_SPEC
+from medallion_assets.quality.gate import day_stats
+from medallion_assets.quality.rules import REASONS, rule_counts
+from resources.landing import LandingFile
+from resources.landing_files import read_json_lines
 
 DAY = "2024-01-02"
 NOW = datetime(2024, 1, 3, 1, 0, tzinfo=timezone.utc)
@@ -29,38 +39,40 @@ def order(**overrides) -> dict:
     return {k: v for k, v in row.items() if v is not ...}
 
 
-def lines(spark: SparkSession, *items: str | dict, file: str = "orders/date=2024-01-02/a.jsonl") -> DataFrame:
-    data = [
-        (date.fromisoformat(DAY), file, i, x if isinstance(x, str) else json.dumps(x)) for i, x in enumerate(items, 1)
-    ]
-    return spark.createDataFrame(data, "order_date date, _source_file string, _line_number long, value string")
+@pytest.fixture
+def lines(spark: SparkSession, tmp_path: Path):
+    """Landing lines as the bronze read hook makes them: the file read by the landing reader, then Parquet."""
+    made = iter(range(1_000))
+
+    def make(*items: str | dict, file: str = "orders/date=2024-01-02/a.jsonl") -> DataFrame:
+        n = next(made)
+        path = tmp_path / f"in-{n}.jsonl"
+        path.write_text("".join(f"{x if isinstance(x, str) else json.dumps(x)}\n" for x in items))
+        batches, _ = read_json_lines(LandingFile(path, file, path.stat().st_size))
+        table = pa.Table.from_batches(batches)
+        table = table.add_column(0, "order_date", pa.array([date.fromisoformat(DAY)] * len(table), pa.date32()))
+        table = table.add_column(1, "_source_file", pa.array([file] * len(table), pa.string()))
+        pq.write_table(table, tmp_path / f"in-{n}.parquet")
+        return spark.read.parquet(str(tmp_path / f"in-{n}.parquet"))
+
+    return make
 
 
 def bronze(df: DataFrame) -> DataFrame:
-    parsed = transforms.parsed_lines(df)
-    extras = transforms.extra_columns(r.key for r in transforms.json_keys(parsed).collect())
-    return transforms.bronze_orders(df, extras=extras, ingested_at=NOW)
+    return bronze_frame(contract.CONTRACT, transforms.parse_lines(df), ingested_at=NOW)[0]
 
 
-def reasons(spark: SparkSession, *items) -> dict[int, list[str]]:
-    validated = transforms.validated_orders(bronze(lines(spark, *items)))
-    return {r._line_number: sorted(r._quarantine_reasons) for r in validated.collect()}
+def validated(df: DataFrame) -> DataFrame:
+    return checked_rows(SILVER_SPEC, transforms.typed_rows(df, contract.typed_columns()))
 
 
-def test_number_lines_matches_the_file(spark: SparkSession, tmp_path: Path) -> None:
-    path = tmp_path / "f.jsonl"
-    text = [f'{{"i": {i}}}' for i in range(5_000)]
-    path.write_text("\r\n".join(text) + "\r\n")
-    numbered = transforms.number_lines(spark.read.text(str(path)), source_file="x", order_date=DAY).collect()
-    assert [(r._line_number, r.value) for r in sorted(numbered, key=lambda r: r._line_number)] == [
-        (i + 1, t) for i, t in enumerate(text)
-    ]
-    assert {r._source_file for r in numbered} == {"x"} and {r.order_date for r in numbered} == {date(2024, 1, 2)}
+def reasons(lines, *items) -> dict[int, list[str]]:
+    return {r._line_number: sorted(r[REASONS]) for r in validated(bronze(lines(*items))).collect()}
 
 
-def test_bronze_keeps_raw_text_corrupt_lines_and_extra_fields(spark: SparkSession) -> None:
+def test_bronze_keeps_raw_text_corrupt_lines_and_extra_fields(lines) -> None:
     rows = bronze(
-        lines(spark, order(amount="12.50", **{"Promo Code": "X1"}), "not json", "   ", "[1, 2]", order(amount=7))
+        lines(order(amount="12.50", **{"Promo Code": "X1"}), "not json", "   ", "[1, 2]", order(amount=7))
     ).collect()
     assert len(rows) == 4  # the blank line is not a row
     first, corrupt, array, last = sorted(rows, key=lambda r: r._line_number)
@@ -70,37 +82,33 @@ def test_bronze_keeps_raw_text_corrupt_lines_and_extra_fields(spark: SparkSessio
     assert last.amount == "7" and last.promo_code is None and last._ingested_at == NOW.replace(tzinfo=None)
 
 
-def test_line_stats_count_the_gate_and_collect_the_keys(spark: SparkSession) -> None:
-    df = lines(
-        spark,
-        order(),
-        order(region=""),
-        order(**{"Promo Code": "X1"}),
-        "not json",
-        "[1]",
-        "  ",
-        order(status=...),
-        order(amount=None),
-    )
-    [row] = transforms.line_stats(df).collect()
-    assert (row.lines, row.blank, row.corrupt, row.missing_required) == (8, 1, 2, 3)
-    assert row["keys"] == sorted([*order(), "Promo Code"])
-    assert set(transforms.extra_columns(row["keys"]).values()) == {"promo_code"}
+def test_bronze_gate_counts_lines_that_fail_and_publishes_every_line(lines) -> None:
+    df = bronze(
+        lines(order(), order(region=""), order(**{"Promo Code": "X1"}), "not json", "[1]", "  ", order(status=...),
+              order(amount=None))
+    )  # fmt: skip
+    [row] = rule_counts(checked_rows(BRONZE_SPEC, df), "order_date", BRONZE_SPEC.rules).collect()
+    stats = day_stats(row.asDict(), BRONZE_SPEC.rules, keeps_failing_rows=True)
+    assert (stats.rows_in, stats.valid, stats.published, stats.quarantined, stats.superseded) == (7, 2, 7, 0, 0)
+    assert dict(stats.failures) == {"json_object": 2, "required_fields_present": 3}
+    assert "promo_code" in df.columns
 
 
 def test_extra_column_names_never_clash() -> None:
-    cols = transforms.extra_columns(["order_id", "Promo Code", "promo_code", "1st", "_source_file"])
+    keys = ["order_id", "Promo Code", "promo_code", "1st", "_source_file", "t_amount"]
+    cols = transforms.extra_columns(contract.FIELDS, contract.CONTRACT.bronze_columns, keys)
     assert cols == {
         "1st": "x_1st",
         "Promo Code": "promo_code",
         "_source_file": "x__source_file",
         "promo_code": "promo_code_",
+        "t_amount": "x_t_amount",  # t_ is the pipeline's working prefix
     }
 
 
-def test_each_contract_rule_names_its_failure(spark: SparkSession) -> None:
+def test_each_contract_rule_names_its_failure(lines) -> None:
     got = reasons(
-        spark,
+        lines,
         order(),  # 1 valid
         order(order_id=...),  # 2
         order(customer_id=""),  # 3
@@ -140,42 +148,43 @@ def test_each_contract_rule_names_its_failure(spark: SparkSession) -> None:
     }
 
 
-def test_silver_types_values(spark: SparkSession) -> None:
-    validated = transforms.validated_orders(
+def test_silver_types_values(lines) -> None:
+    checked = validated(
         bronze(
             lines(
-                spark,
                 order(order_id="a", amount="12.345", order_ts="2024-01-02T23:30:00+00:30"),
                 order(order_id="b", amount=1e3, currency="EUR", updated_at="2024-01-03T05:00:00.5+05:00"),
             )
         )
     )
-    silver = {r.order_id: r for r in transforms.silver_orders(validated).collect()}
+    silver = {r.order_id: r for r in published_rows(SILVER_SPEC, checked).collect()}
     assert silver["a"].amount == Decimal("12.35") and silver["a"].currency == contract.DEFAULT_CURRENCY
     assert silver["a"].order_ts == datetime(2024, 1, 2, 23, 0)
     assert silver["b"].amount == Decimal("1000.00") and silver["b"].currency == "EUR"
     assert silver["b"].updated_at == datetime(2024, 1, 3, 0, 0, 0, 500000)
 
 
-def test_latest_version_wins_with_file_then_line_tie_breaks(spark: SparkSession) -> None:
+def test_latest_version_wins_with_file_then_line_tie_breaks(lines) -> None:
     early = order(status="placed", updated_at="2024-01-02T10:00:00Z")
     late = order(status="paid", updated_at="2024-01-02T12:00:00Z")
     tie = order(status="shipped", updated_at="2024-01-02T12:00:00Z")
-    a = lines(spark, late, early, file="orders/date=2024-01-02/a.jsonl")
-    b = lines(spark, tie, order(order_id="o2"), tie | {"status": "delivered"}, file="orders/date=2024-01-02/b.jsonl")
-    validated = transforms.validated_orders(bronze(a.unionByName(b)))
+    a = lines(late, early, file="orders/date=2024-01-02/a.jsonl")
+    b = lines(tie, order(order_id="o2"), tie | {"status": "delivered"}, file="orders/date=2024-01-02/b.jsonl")
+    checked = validated(bronze(a.unionByName(b)))
     silver = {
         r.order_id: (r.status, r._source_file[-7:], r._line_number)
-        for r in transforms.silver_orders(validated).collect()
+        for r in published_rows(SILVER_SPEC, checked).collect()
     }
     assert silver == {"o1": ("delivered", "b.jsonl", 3), "o2": ("paid", "b.jsonl", 2)}
-    stats = transforms.silver_stats(validated).collect()[0]
-    assert (stats.rows_in, stats.valid, stats.kept) == (5, 5, 2)
+    [row] = rule_counts(checked, "order_date", SILVER_SPEC.rules, kept=F.col("t_version_rank") == 1).collect()
+    stats = day_stats(row.asDict(), SILVER_SPEC.rules, keeps_failing_rows=False)
+    assert (stats.rows_in, stats.valid, stats.published, stats.superseded, stats.quarantined) == (5, 5, 2, 3, 0)
 
 
-def test_quarantine_keeps_source_columns_and_every_reason(spark: SparkSession) -> None:
-    b = bronze(lines(spark, order(), order(amount=..., status="x", extra="kept"), "oops"))
-    q = transforms.quarantined_orders(transforms.validated_orders(b), b.columns, quarantined_at=NOW).collect()
+def test_quarantine_keeps_source_columns_and_every_reason(lines) -> None:
+    b = bronze(lines(order(), order(amount=..., status="x", extra="kept"), "oops"))
+    q = quarantine_rows(validated(b), quarantined_at=NOW, run_id="r1").collect()
+    assert not any(c.startswith("t_") for c in q[0].asDict())
     by_line = {r._line_number: r for r in q}
     assert set(by_line) == {2, 3}
     assert sorted(by_line[2]._quarantine_reasons) == ["amount_present", "status_known"]
@@ -195,7 +204,12 @@ def test_daily_sales(spark: SparkSession) -> None:
         ],
         "order_id string, customer_id string, status string, amount decimal(18,2), region string",
     ).withColumn("order_date", F.lit(DAY).cast("date"))
-    got = {r.region: r.asDict() for r in transforms.daily_sales(silver).collect()}
+    got = {
+        r.region: r.asDict()
+        for r in transforms.daily_sales(
+            silver, sale_statuses=contract.SALE_STATUSES, amount_type="decimal(18,2)"
+        ).collect()
+    }
     assert got["n"]["orders"] == 3 and got["n"]["revenue"] == Decimal("20.00")
     assert got["n"]["avg_order_value"] == Decimal("6.67") and got["n"]["customers"] == 2
     assert (got["n"]["cancelled"], got["n"]["returned"]) == (1, 0)
@@ -203,11 +217,8 @@ def test_daily_sales(spark: SparkSession) -> None:
     assert (got["s"]["customers"], got["s"]["returned"]) == (0, 1)
 
 
-def test_bronze_line_numbers_hold_on_a_large_file(spark: SparkSession, tmp_path: Path) -> None:
-    """Line numbers come from the read order of the file; the parse stages on top must not reorder them."""
-    path = tmp_path / "big.jsonl"
-    path.write_text("".join(json.dumps(order(order_id=f"o{i}")) + "\n" for i in range(1, 70_001)))
-    numbered = transforms.number_lines(spark.read.text(str(path)), source_file="big", order_date=DAY)
-    rows = transforms.bronze_orders(numbered, extras={}, ingested_at=NOW).select("order_id", "_line_number")
+def test_bronze_line_numbers_hold_on_a_large_file(lines) -> None:
+    """Line numbers come from the landing reader; the parse stages on top must not reorder them."""
+    rows = bronze(lines(*(order(order_id=f"o{i}") for i in range(1, 70_001)))).select("order_id", "_line_number")
     wrong = rows.filter(F.concat(F.lit("o"), F.col("_line_number").cast("string")) != F.col("order_id")).count()
     assert rows.count() == 70_000 and wrong == 0

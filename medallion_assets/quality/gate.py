@@ -1,53 +1,43 @@
-"""Write–audit–publish gates: per-day pass/refuse decisions, the run log, checks and the failure message.
+"""Write–audit–publish gates: per-day row accounting, pass/refuse decisions and what the UI shows of them.
 
-An asset computes per-day rule statistics on its in-flight rows, asks ``decide`` which days may publish,
-writes only those, then calls ``finish``: it records one run-log row per day, logs a per-partition
-``quality_gate`` check evaluation (ERROR) per day so the UI shows which day failed, and either returns the
-``MaterializeResult`` or — when no day of the run could be published — raises ``dagster.Failure`` with the
-rate, threshold, top failing rules and sample rows. Downstream assets refuse days whose upstream gate did not
-pass in its latest attempt, in any run (``run_log.upstream_refusals``).
+A table's rows are evaluated against its rule set; ``day_stats`` turns the per-day counts into ``DayStats``
+(rows in = published + quarantined + superseded, never negative), and ``decide`` refuses a day when its pass
+rate is under the threshold, a fail rule was violated, its upstream day was refused, or — for tables that read
+landing files — it would replace a published day with nothing or with much less (``PublishGuard``).
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import dagster as dg
-from pyspark.sql import SparkSession
 
-from medallion_assets import run_log
-from medallion_assets.quality.thresholds import passes
-from medallion_assets.reporting import per_day_table
-from resources.delta_store import DeltaTableStore
+from medallion_assets.quality.rules import RuleSet
+from resources.errors import MedallionError
 
 GATE_CHECK = "quality_gate"
-#: Runs longer than this many days log a per-partition gate evaluation for refused days only: each is one
-#: event-log write (about 15 ms on SQLite, so about 16 s for three tables over a year). Every day's verdict stays
-#: in the run log and in the materialization's ``per_day`` table.
-EVENT_DAYS_ENV = "MEDALLION_GATE_EVENTS_MAX_DAYS"
-DEFAULT_EVENT_DAYS = 31
+#: Run tag that lets a run replace a published day with an empty or much smaller one ("true" or a list of days).
+ALLOW_SHRINK_TAG = "medallion/allow_shrink"
+MIN_SHARE_VAR = "MEDALLION_MIN_VOLUME_SHARE"
 
 
-def per_day_event_limit() -> int:
-    """How many days a run may cover and still log a gate evaluation for every day."""
-    raw = os.environ.get(EVENT_DAYS_ENV, str(DEFAULT_EVENT_DAYS))
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{EVENT_DAYS_ENV} must be a whole number of days, not {raw!r}") from None
+class AccountingError(MedallionError, AssertionError):
+    """Per-day counts that do not add up: a bug, never data."""
 
 
-@dataclass
-class DayOutcome:
-    """One day's figures and verdict."""
+def passes(passed: int, total: int, minimum: float) -> bool:
+    """True when ``passed/total`` reaches ``minimum`` (an empty partition passes: nothing failed)."""
+    return total == 0 or passed >= minimum * total - 1e-9
 
-    day: str
-    threshold: float
+
+@dataclass(frozen=True)
+class DayStats:
+    """One day's rows: ``rows_in = published + quarantined + superseded``; ``valid`` rows passed every drop and
+    fail rule (bronze publishes every row and counts the invalid ones only for its gate)."""
+
     rows_in: int = 0
     valid: int = 0
     published: int = 0
@@ -55,144 +45,173 @@ class DayOutcome:
     superseded: int = 0
     warned: int = 0
     fail_violations: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
-    warnings: dict[str, int] = field(default_factory=dict)
-    upstream_refusal: str | None = None
+    failures: Mapping[str, int] = field(default_factory=dict)
+    warnings: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        counts = {k: getattr(self, k) for k in ("rows_in", "valid", "published", "quarantined", "superseded")}
+        negative = {k: v for k, v in {**counts, **self.failures, **self.warnings}.items() if v < 0}
+        if negative:
+            raise AccountingError(f"negative counts {negative}")
+        if self.rows_in != self.published + self.quarantined + self.superseded or self.valid > self.rows_in:
+            raise AccountingError(f"counts do not add up: {counts}")
+
+
+def day_stats(row: Mapping[str, Any], rules: RuleSet, *, keeps_failing_rows: bool) -> DayStats:
+    """``DayStats`` from a ``rule_counts`` row. ``keeps_failing_rows``: every row is published (bronze)."""
+    rows_in, valid, kept = (int(row.get(k) or 0) for k in ("rows_in", "valid", "kept"))
+    counts = {r.name: int(row.get(f"n{i}") or 0) for i, r in enumerate(rules.rules)}
+    common = {
+        "rows_in": rows_in,
+        "valid": valid,
+        "warned": int(row.get("warned") or 0),
+        "fail_violations": int(row.get("fail_violations") or 0),
+        "failures": {r.name: counts[r.name] for r in rules.rules if r.action != "warn" and counts[r.name]},
+        "warnings": {r.name: counts[r.name] for r in rules.rules if r.action == "warn" and counts[r.name]},
+    }
+    if keeps_failing_rows:
+        return DayStats(published=rows_in, **common)
+    return DayStats(published=kept, quarantined=rows_in - valid, superseded=valid - kept, **common)
+
+
+@dataclass(frozen=True)
+class PublishGuard:
+    """Refuses a day that would replace its published rows with nothing or much less, unless the run allows it.
+
+    ``published_rows``: rows each day holds now; ``no_input``: why a day has no input (e.g. the folder is
+    missing); ``forced``: the days this run may shrink (``ALLOW_SHRINK_TAG``).
+    """
+
+    min_share: float
+    published_rows: Mapping[str, int] = field(default_factory=dict)
+    no_input: Mapping[str, str] = field(default_factory=dict)
+    forced: frozenset[str] = frozenset()
+
+    def refusal(self, day: str, rows: int) -> str | None:
+        if day in self.forced:
+            return None
+        before = self.published_rows.get(day, 0)
+        how = f"set the run tag {ALLOW_SHRINK_TAG}=true to replace it on purpose"
+        kept = f"the published day ({before} rows) is kept; {how}" if before else f"nothing was written; {how}"
+        if rows == 0:
+            return f"{self.no_input.get(day) or f'no input rows for {day}'}; {kept}"
+        if before and rows < self.min_share * before:
+            share = rows / before
+            return (
+                f"{day} would shrink from {before} to {rows} rows ({share:.0%} < {self.min_share:.0%}, "
+                f"{MIN_SHARE_VAR}); {kept}"
+            )
+        return None
+
+
+def forced_days(tags: Mapping[str, str], days: Sequence[str]) -> frozenset[str]:
+    """The days a run may shrink: all of them for ``medallion/allow_shrink=true``, or the days it lists."""
+    raw = tags.get(ALLOW_SHRINK_TAG, "").strip().lower()
+    if raw in ("true", "yes", "1", "all"):
+        return frozenset(days)
+    return frozenset(d.strip() for d in raw.split(",") if d.strip()) & set(days)
+
+
+@dataclass(frozen=True)
+class DayOutcome:
+    """One day's figures and verdict."""
+
+    day: str
+    threshold: float
+    stats: DayStats = field(default_factory=DayStats)
+    refusal: str | None = None  # an upstream refusal or a publish guard: the day is refused whatever its rate
 
     @property
     def pass_rate(self) -> float:
-        return self.valid / self.rows_in if self.rows_in else 1.0
+        return self.stats.valid / self.stats.rows_in if self.stats.rows_in else 1.0
 
     @property
     def passed(self) -> bool:
         return (
-            self.upstream_refusal is None
-            and self.fail_violations == 0
-            and passes(self.valid, self.rows_in, self.threshold)
+            self.refusal is None
+            and self.stats.fail_violations == 0
+            and passes(self.stats.valid, self.stats.rows_in, self.threshold)
         )
 
     def top_failures(self, n: int = 5) -> list[tuple[str, int]]:
-        return sorted(self.failures.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+        return sorted(self.stats.failures.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
     @property
     def reason(self) -> str | None:
         if self.passed:
             return None
-        if self.upstream_refusal:
-            return self.upstream_refusal
+        if self.refusal:
+            return self.refusal
         top = ", ".join(f"{name} ({n})" for name, n in self.top_failures())
-        if self.fail_violations:
-            return f"{self.fail_violations} row(s) violate a fail rule; top failing rules: {top}"
+        if self.stats.fail_violations:
+            return f"{self.stats.fail_violations} row(s) violate a fail rule; top failing rules: {top}"
         return (
-            f"pass rate {self.pass_rate:.2%} of {self.rows_in} rows is under the threshold {self.threshold:.0%}; "
-            f"top failing rules: {top}"
+            f"pass rate {self.pass_rate:.2%} of {self.stats.rows_in} rows is under the threshold "
+            f"{self.threshold:.0%}; top failing rules: {top}"
         )
 
-    def summary(self) -> dict[str, Any]:
+    @property
+    def rows_written(self) -> int:
+        return self.stats.published if self.passed else 0
+
+    def figures(self) -> dict[str, Any]:
+        """The day's plottable figures (the same names in single-day and range runs)."""
         return {
-            "day": self.day,
-            "rows_in": self.rows_in,
-            "published": self.published if self.passed else 0,
-            "quarantined": self.quarantined,
-            "superseded": self.superseded,
-            "warned": self.warned,
+            "rows_in": self.stats.rows_in,
+            "rows_out": self.rows_written,
+            "quarantined": self.stats.quarantined,
+            "superseded": self.stats.superseded,
+            "warned": self.stats.warned,
             "pass_rate": self.pass_rate,
-            "passed": self.passed,
+            "threshold": self.threshold,
         }
 
 
 def decide(
     days: Sequence[str],
-    stats: Mapping[str, Mapping[str, Any]],
+    stats: Mapping[str, DayStats],
     threshold: float,
     refusals: Mapping[str, str] | None = None,
+    guard: PublishGuard | None = None,
 ) -> list[DayOutcome]:
-    """Per-day outcomes from ``rule_stats`` rows (keyed by day) and upstream refusals."""
+    """Per-day outcomes: upstream refusals first, then the publish guard, then the rate and fail rules."""
     outcomes = []
     for day in days:
-        s = stats.get(day, {})
-        rows_in, valid, kept = s.get("rows_in", 0) or 0, s.get("valid", 0) or 0, s.get("kept", 0) or 0
-        outcomes.append(
-            DayOutcome(
-                day=day,
-                threshold=threshold,
-                rows_in=rows_in,
-                valid=valid,
-                published=kept,
-                quarantined=rows_in - valid,
-                superseded=valid - kept,
-                warned=s.get("warned", 0) or 0,
-                warnings={k.removeprefix("warn:"): v for k, v in s.items() if k.startswith("warn:") and v},
-                fail_violations=s.get("fail_violations", 0) or 0,
-                failures={k.removeprefix("rule:"): v for k, v in s.items() if k.startswith("rule:") and v},
-                upstream_refusal=(refusals or {}).get(day),
-            )
-        )
+        s = stats.get(day, DayStats())
+        refusal = (refusals or {}).get(day) or (guard.refusal(day, s.rows_in) if guard else None)
+        outcomes.append(DayOutcome(day, threshold, s, refusal))
     return outcomes
 
 
-@dataclass(frozen=True)
-class GateContext:
-    """What ``finish`` needs besides the outcomes."""
-
-    context: dg.AssetExecutionContext
-    store: DeltaTableStore
-    spark: SparkSession
-    table: str
-    engine: str
-    started_at: datetime
-
-
-def _key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(table.split("/"))
-
-
-def _log_rows(gc: GateContext, outcomes: Sequence[DayOutcome], version: int | None) -> list[run_log.RunLogRow]:
-    ended = datetime.now(timezone.utc)
-    layer = gc.table.split("/")[0]
-    tags = dict(gc.context.run.tags) if gc.context.run else {}
-    return [
-        run_log.RunLogRow(
-            run_id=gc.context.run_id,
-            run_mode=run_log.run_mode(tags),
-            asset=gc.table,
-            layer=layer,
-            partition=o.day,
-            started_at=gc.started_at,
-            ended_at=ended,
-            duration_secs=round((ended - gc.started_at).total_seconds(), 3),
-            rows_in=o.rows_in,
-            rows_written=o.published if o.passed else 0,
-            quarantined=o.quarantined,
-            superseded=o.superseded,
-            pass_rate=o.pass_rate,
-            threshold=o.threshold,
-            passed=o.passed,
-            delta_version=version if o.passed else None,
-            engine=gc.engine,
-            error_message=o.reason,
-        )
-        for o in outcomes
-    ]
-
-
-def _check_evaluation(table: str, o: DayOutcome) -> dg.AssetCheckEvaluation:
+def check_evaluation(key: dg.AssetKey, o: DayOutcome, partitioned: bool = True) -> dg.AssetCheckEvaluation:
+    """The day's ``quality_gate`` evaluation (ERROR severity), with the day's figures."""
     return dg.AssetCheckEvaluation(
-        asset_key=_key(table),
+        asset_key=key,
         check_name=GATE_CHECK,
         passed=o.passed,
-        partition=o.day,
+        partition=o.day if partitioned else None,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "pass_rate": dg.MetadataValue.float(o.pass_rate),
-            "threshold": dg.MetadataValue.float(o.threshold),
-            "rows_in": dg.MetadataValue.int(o.rows_in),
-            "failures_by_rule": dg.MetadataValue.json(dict(o.top_failures(20))),
-            "warnings_by_rule": dg.MetadataValue.json(o.warnings),
-            **({"reason": dg.MetadataValue.text(o.reason)} if o.reason else {}),
-        },
-        description=f"{table} {o.day}: " + ("published" if o.passed else "refused"),
+        metadata=gate_metadata([o]),
+        description=f"{key.to_user_string()} {o.day}: " + ("published" if o.passed else "refused"),
     )
+
+
+def gate_metadata(outcomes: Sequence[DayOutcome]) -> dict[str, Any]:
+    """rows_in, pass_rate, threshold and failures by rule over ``outcomes`` (one day or a whole run)."""
+    rows_in = sum(o.stats.rows_in for o in outcomes)
+    valid = sum(o.stats.valid for o in outcomes)
+    failures: dict[str, int] = {}
+    for o in outcomes:
+        for name, n in o.stats.failures.items():
+            failures[name] = failures.get(name, 0) + n
+    reasons = [f"{o.day}: {o.reason}" for o in outcomes if o.reason]
+    return {
+        "rows_in": dg.MetadataValue.int(rows_in),
+        "pass_rate": dg.MetadataValue.float(valid / rows_in if rows_in else 1.0),
+        "threshold": dg.MetadataValue.float(outcomes[0].threshold if outcomes else 0.0),
+        "failures_by_rule": dg.MetadataValue.json(dict(sorted(failures.items(), key=lambda kv: -kv[1])[:20])),
+        **({"reason": dg.MetadataValue.text("\n".join(reasons)[:4000])} if reasons else {}),
+    }
 
 
 def failure_message(table: str, refused: Sequence[DayOutcome], samples: Sequence[Mapping[str, Any]]) -> str:
@@ -202,59 +221,3 @@ def failure_message(table: str, refused: Sequence[DayOutcome], samples: Sequence
         lines.append("sample rejected rows:")
         lines += [f"  {json.dumps(dict(s), default=str)[:400]}" for s in samples]
     return "\n".join(lines)
-
-
-def finish(
-    gc: GateContext,
-    outcomes: Sequence[DayOutcome],
-    *,
-    version: int | None,
-    metadata: Mapping[str, Any],
-    samples: Callable[[list[str]], list[dict[str, Any]]] = lambda days: [],
-    check_results: Sequence[dg.AssetCheckResult] = (),
-    per_partition_checks: bool = True,
-) -> dg.MaterializeResult:
-    """Record the run log and per-day gate checks; fail if nothing was published, else return the result."""
-    log_version = run_log.record(gc.store, gc.spark, _log_rows(gc, outcomes, version), gc.context.log)
-    refused = [o for o in outcomes if not o.passed]
-    published = [o for o in outcomes if o.passed]
-    evaluated: list[DayOutcome] = []
-    if per_partition_checks and (len(outcomes) > 1 or not published):
-        # Per-day verdicts (refused days only in long runs); a single published day is covered by the summary.
-        evaluated = list(outcomes) if len(outcomes) <= per_day_event_limit() else refused
-        for o in evaluated:
-            gc.context.log_event(_check_evaluation(gc.table, o))
-    sample_rows = samples([o.day for o in refused if not o.upstream_refusal]) if refused else []
-    rows_in = sum(o.rows_in for o in outcomes)
-    valid = sum(o.valid for o in outcomes)
-    meta: dict[str, Any] = {
-        "dagster/row_count": dg.MetadataValue.int(sum(o.published for o in published)),
-        "rows_in": dg.MetadataValue.int(rows_in),
-        "rows_out": dg.MetadataValue.int(sum(o.published for o in published)),
-        "quarantined": dg.MetadataValue.int(sum(o.quarantined for o in outcomes)),
-        "superseded": dg.MetadataValue.int(sum(o.superseded for o in outcomes)),
-        "warned": dg.MetadataValue.int(sum(o.warned for o in outcomes)),
-        "pass_rate": dg.MetadataValue.float(valid / rows_in if rows_in else 1.0),
-        "threshold": dg.MetadataValue.float(outcomes[0].threshold if outcomes else 0.0),
-        "partitions": dg.MetadataValue.json([o.day for o in outcomes]),
-        "published_partitions": dg.MetadataValue.json([o.day for o in published]),
-        "refused_partitions": dg.MetadataValue.json([o.day for o in refused]),
-        "per_day": per_day_table([o.summary() for o in outcomes]),
-        "gate_evaluations_logged": dg.MetadataValue.int(len(evaluated)),
-        "seconds": dg.MetadataValue.float(round((datetime.now(timezone.utc) - gc.started_at).total_seconds(), 3)),
-        **({"run_log_version": dg.MetadataValue.int(log_version)} if log_version is not None else {}),
-        **metadata,
-    }
-    message = failure_message(gc.table, refused, sample_rows) if refused else None
-    if refused and not published:
-        raise dg.Failure(description=message, metadata=meta)
-    if refused:
-        gc.context.log.error(message)
-    summary = dg.AssetCheckResult(
-        check_name=GATE_CHECK,
-        passed=not refused,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"refused_partitions": dg.MetadataValue.json([o.day for o in refused])},
-        description=message or f"every partition passed {outcomes[0].threshold:.0%}" if outcomes else "no partitions",
-    )
-    return dg.MaterializeResult(metadata=meta, check_results=[summary, *check_results])

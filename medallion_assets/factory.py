@@ -1,0 +1,570 @@
+"""One gated-table spec behind every asset, and the one sequence that reads, validates, gates and publishes.
+
+A ``TableSpec`` declares a table: its transform (``build(run, upstream) -> DataFrame``), rule set, upstream
+tables, partitioning, quarantine table, freshness and read-back checks, and optional hooks for how it reads
+(bronze reads landing files) and how it writes (the SCD2 dimension merges). ``gated_asset(spec)`` turns it into
+a Dagster multi-asset (the table, plus its quarantine table) with its checks. The sequence, in ``publish``:
+
+1. reconcile the run log from recent commits, remove scratch of dead runs;
+2. refuse the days whose upstream gate did not pass; read the rest (``spec.read``) and ``spec.build`` them;
+3. evaluate the rules once, stage the result, count per day (``DayStats``) and ``decide`` which days publish
+   (threshold, fail rules, upstream refusals and, for landing readers, the publish guard);
+4. write the quarantine, then the published days, each commit carrying its run-log rows;
+5. record the run log, per-day gate evaluations, per-partition metadata and read-back checks — or fail with
+   the rates, rules and sample rows when no day could be published.
+"""
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import dagster as dg
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from medallion_assets import run_log
+from medallion_assets.partitions import DAILY, RANGE_POLICY, run_days, table_pool
+from medallion_assets.quality.gate import (
+    GATE_CHECK,
+    DayOutcome,
+    DayStats,
+    PublishGuard,
+    check_evaluation,
+    day_stats,
+    decide,
+    failure_message,
+    forced_days,
+    gate_metadata,
+)
+from medallion_assets.quality.rules import FAILURES, REASONS, WARNINGS, RuleSet, evaluate, is_valid, rule_counts
+from medallion_assets.quiet import chosen_dagster_apis
+from medallion_assets.transforms import RANK, WORKING_PREFIX, rank_latest
+from resources.delta_store import DeltaTableStore, WriteResult
+from resources.engine import SparkEngine
+from resources.landing import LandingZone
+from resources.run_guard import RunGuard
+from resources.settings import Settings
+
+#: The pseudo-day of an unpartitioned table judged as a whole.
+WHOLE_TABLE = "all"
+RUN_LOG_KEY = dg.AssetKey(["monitoring", "pipeline_runs"])
+_EVALUATION = (REASONS, FAILURES, WARNINGS)
+
+
+@dataclass
+class Run:
+    """What a transform and its hooks see of one asset step."""
+
+    spec: "TableSpec"
+    context: dg.AssetExecutionContext
+    spark: SparkSession
+    store: DeltaTableStore
+    settings: Settings
+    landing: LandingZone
+    engine_mode: str
+    started_at: datetime
+    #: the days this step builds (after upstream refusals); None for a table built whole
+    days: list[str] | None
+    #: why a day has no input (set by landing readers), for the publish guard
+    no_input: dict[str, str] = field(default_factory=dict)
+    #: extra materialization metadata from the read and build hooks
+    report: dict[str, Any] = field(default_factory=dict)
+    scratch: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    @property
+    def run_id(self) -> str:
+        return self.context.run_id
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        return self.context.run.tags if self.context.run else {}
+
+    def read(self, table: str, *, by_day: bool = True) -> DataFrame:
+        """An upstream table: this step's days of a partitioned table, or the whole table."""
+        if not self.store.exists(table):
+            raise dg.Failure(f"{table} does not exist yet: materialize it before {self.spec.table}")
+        column = self.store.partition_column(table)
+        if by_day and self.days is not None and column:
+            if self.days:
+                return self.store.read(self.spark, table, partition_column=column, days=self.days)
+            return self.store.read(self.spark, table).limit(0)
+        return self.store.read(self.spark, table)
+
+    def stage(self, df: DataFrame, name: str) -> DataFrame:
+        """``df`` computed once into scratch for the rest of the step."""
+        return self.scratch.enter_context(self.store.staged(df, name=name))
+
+
+Build = Callable[[Run, Mapping[str, DataFrame]], DataFrame]
+Read = Callable[[Run], Mapping[str, DataFrame]]
+Write = Callable[[Run, DataFrame, Sequence[str], str], WriteResult | None]
+
+
+@dataclass(frozen=True)
+class ReadBackCheck:
+    """An asset check computed after publishing, from what the tables hold: ``check(run, published_days)``."""
+
+    name: str
+    check: Callable[[Run, list[DayOutcome]], dg.AssetCheckResult]
+    description: str
+    blocking: bool = True
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A gated table: what it reads, how it is built and checked, where failing rows go."""
+
+    table: str
+    build: Build
+    rules: RuleSet | None = None
+    #: tables read for this step's days; a day they refused is refused here too
+    upstream: tuple[str, ...] = ()
+    #: tables read whole (a dimension); lineage only, no gate
+    lookups: tuple[str, ...] = ()
+    #: the table's daily partition column; None for an unpartitioned table
+    partition_column: str | None = None
+    #: for an unpartitioned table judged per upstream day (the SCD2 dimension): the column of those days
+    judged_by: str | None = None
+    quarantine: str | None = None
+    #: bronze: every row is published; failing rows only count against the gate
+    keeps_failing_rows: bool = False
+    #: ``(key, order)``: among valid rows of one key and day only the latest by ``order`` (descending) is
+    #: published; the others are superseded. Default: every valid row is published.
+    latest_by: tuple[str, tuple[str, ...]] | None = None
+    #: the published rows' columns, from the kept rows; default: the built columns without working columns
+    published: Callable[[DataFrame], DataFrame] | None = None
+    read: Read | None = None
+    write: Write | None = None
+    checks: tuple[ReadBackCheck, ...] = ()
+    #: refuse a day that would lose most of its published rows (tables that read landing files)
+    guard_volume: bool = False
+    stage: bool = True
+    freshness: dg.FreshnessPolicy | None = None
+    automation: dg.AutomationCondition | None = None
+    description: str | None = None
+    #: columns shown for sample rejected rows in a failure message
+    sample_columns: tuple[str, ...] = ()
+
+    @property
+    def layer(self) -> str:
+        return self.table.split("/")[0]
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return dg.AssetKey(self.table.split("/"))
+
+    @property
+    def day_column(self) -> str | None:
+        return self.partition_column or self.judged_by
+
+    @property
+    def partitioned(self) -> bool:
+        return self.partition_column is not None
+
+
+# -- the sequence -------------------------------------------------------------------------------------------
+def publish(run: Run) -> Iterator[dg.MaterializeResult]:
+    """Build, check and publish ``run.spec``'s table for the run's days; see the module docstring."""
+    spec, store = run.spec, run.store
+    store.remove_dead_scratch()
+    run_log.reconcile(store, [spec.table, *spec.upstream])
+    refusals = _upstream_refusals(run, run.days) if run.days is not None else {}
+    all_days = list(run.days) if run.days is not None else None
+    if run.days is not None:
+        run.days = [d for d in run.days if d not in refusals]
+    with run.scratch:
+        checked, stats = _evaluate(run) if run.days != [] else (None, {})
+        # A table judged per upstream day reads all of its upstream, which only ever holds days that passed.
+        days = all_days if all_days is not None else sorted(stats) if spec.judged_by else [WHOLE_TABLE]
+        guard = _guard(run, days) if spec.guard_volume else None
+        outcomes = decide(days, stats, run.settings.threshold(spec.table), refusals, guard)
+        note = run_log.commit_note(_log_rows(run, outcomes, None))
+        q_write = _write_quarantine(run, checked, note) if checked is not None and spec.quarantine else None
+        published = [o.day for o in outcomes if o.passed]
+        write = _write_table(run, checked, outcomes, note) if checked is not None and published else None
+        samples = _samples(run, checked, [o.day for o in outcomes if not o.passed and not o.refusal])
+        check_results = [c.check(run, [o for o in outcomes if o.passed]) for c in spec.checks] if published else []
+    yield from _finish(run, outcomes, write, q_write, samples, check_results)
+
+
+def _upstream_refusals(run: Run, days: Sequence[str]) -> dict[str, str]:
+    refusals: dict[str, str] = {}
+    for upstream in run.spec.upstream:
+        for day, why in run_log.upstream_refusals(run.store, upstream, days).items():
+            refusals.setdefault(day, why)
+    return refusals
+
+
+def _evaluate(run: Run) -> tuple[DataFrame, dict[str, DayStats]]:
+    """The built rows with every rule evaluated (staged once), and per-day statistics."""
+    spec = run.spec
+    frames = (spec.read or default_read)(run)
+    rules = _rules(spec)
+    checked = checked_rows(spec, spec.build(run, frames))
+    if spec.stage:
+        checked = run.stage(checked, spec.table.replace("/", "_"))
+    day = spec.day_column
+    grouped = checked if day else checked.withColumn("_day", F.lit(WHOLE_TABLE))
+    counts = rule_counts(grouped, day or "_day", rules, kept=_kept(spec)).collect()
+    stats = {
+        _day_key(r[day or "_day"]): day_stats(r.asDict(), rules, keeps_failing_rows=spec.keeps_failing_rows)
+        for r in counts
+    }
+    return checked, stats
+
+
+def _rules(spec: "TableSpec") -> RuleSet:
+    return spec.rules or RuleSet(spec.table, columns=(), rules=())
+
+
+def checked_rows(spec: "TableSpec", rows: DataFrame) -> DataFrame:
+    """``rows`` with every rule of ``spec`` evaluated and, for ``latest_by`` tables, the version rank."""
+    checked = evaluate(rows, _rules(spec))
+    if spec.latest_by:
+        key, order = spec.latest_by
+        checked = rank_latest(checked, day_column=spec.day_column, key=key, order=order)
+    return checked
+
+
+def _kept(spec: TableSpec) -> Column:
+    """The rows the table publishes: every row (bronze), else the valid rows — only the latest of each key."""
+    if spec.keeps_failing_rows:
+        return F.lit(True)
+    return is_valid() & (F.col(RANK) == 1) if spec.latest_by else is_valid()
+
+
+def _day_key(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def default_read(run: Run) -> dict[str, DataFrame]:
+    """Upstream tables for this step's days; lookups whole (None when a lookup does not exist yet)."""
+    frames = {t: run.read(t) for t in run.spec.upstream}
+    frames.update({t: run.read(t, by_day=False) for t in run.spec.lookups if run.store.exists(t)})
+    return frames
+
+
+def _guard(run: Run, days: Sequence[str]) -> PublishGuard:
+    spec = run.spec
+    published = run.store.day_rows(spec.table, partition_column=spec.day_column, days=days)
+    return PublishGuard(
+        min_share=run.settings.min_volume_share,
+        published_rows=published,
+        no_input=run.no_input,
+        forced=forced_days(run.tags, days),
+    )
+
+
+def published_rows(spec: "TableSpec", checked: DataFrame) -> DataFrame:
+    """The rows ``spec``'s table publishes, in its columns."""
+    rows = checked.filter(_kept(spec))
+    if spec.published:
+        return spec.published(rows)
+    return rows.select(*(c for c in rows.columns if c not in _EVALUATION and not c.startswith(WORKING_PREFIX)))
+
+
+def quarantine_rows(checked: DataFrame, *, quarantined_at: datetime, run_id: str) -> DataFrame:
+    """Rows that failed a drop or fail rule, with their source columns and every failed rule."""
+    columns = [c for c in checked.columns if c not in _EVALUATION and not c.startswith(WORKING_PREFIX)]
+    return checked.filter(~is_valid()).select(
+        *columns,
+        F.col(REASONS),
+        F.lit(quarantined_at).cast("timestamp").alias("_quarantined_at"),
+        F.lit(run_id).alias("_run_id"),
+    )
+
+
+def _write_quarantine(run: Run, checked: DataFrame, note: str) -> WriteResult:
+    spec = run.spec
+    frame = quarantine_rows(checked, quarantined_at=run.started_at, run_id=run.run_id)
+    if spec.partitioned:
+        return run.store.replace_partitions(
+            spec.quarantine, frame, partition_column=spec.partition_column, days=run.days, note=note
+        )
+    return run.store.overwrite(spec.quarantine, frame, note=note)
+
+
+def _write_table(run: Run, checked: DataFrame, outcomes: Sequence[DayOutcome], note: str) -> WriteResult | None:
+    spec = run.spec
+    published = [o.day for o in outcomes if o.passed]
+    frame = published_rows(spec, checked)
+    if spec.write:
+        return spec.write(run, frame, published, note)
+    if spec.partitioned:
+        return run.store.replace_partitions(
+            spec.table, frame, partition_column=spec.partition_column, days=published, note=note
+        )
+    return run.store.overwrite(spec.table, frame, note=note)
+
+
+def _samples(run: Run, checked: DataFrame | None, days: list[str]) -> list[dict[str, Any]]:
+    """A few failing rows of the refused ``days``, for the failure message."""
+    if checked is None or not days:
+        return []
+    spec = run.spec
+    wanted = [c for c in (*spec.sample_columns, "_source_file", "_line_number") if c in checked.columns]
+    failing = checked.filter(~is_valid())
+    if spec.day_column:
+        failing = failing.filter(F.col(spec.day_column).isin(days))
+    return [r.asDict() for r in failing.select(*dict.fromkeys(wanted), REASONS).limit(5).collect()]
+
+
+# -- the record: run log, checks, metadata ------------------------------------------------------------------
+def _log_rows(run: Run, outcomes: Sequence[DayOutcome], version: int | None) -> list[run_log.RunLogRow]:
+    ended = datetime.now(timezone.utc)
+    return [
+        run_log.RunLogRow(
+            run_id=run.run_id,
+            run_mode=run_log.run_mode(run.tags),
+            asset=run.spec.table,
+            layer=run.spec.layer,
+            partition=o.day,
+            started_at=run.started_at,
+            ended_at=ended,
+            duration_secs=round((ended - run.started_at).total_seconds(), 3),
+            rows_in=o.stats.rows_in,
+            rows_written=o.rows_written,
+            quarantined=o.stats.quarantined,
+            superseded=o.stats.superseded,
+            pass_rate=o.pass_rate,
+            threshold=o.threshold,
+            passed=o.passed,
+            delta_version=version if o.passed else None,
+            engine=run.engine_mode,
+            error_message=o.reason,
+        )
+        for o in outcomes
+    ]
+
+
+def _record(run: Run, outcomes: Sequence[DayOutcome], write: WriteResult | None) -> dict[str, Any]:
+    """Append the run log; a failure is logged loudly and left to the next run's reconciliation (the published
+    commits carry the same rows), never hidden and never a silent refusal downstream."""
+    try:
+        version = run_log.record(run.store, _log_rows(run, outcomes, write.version if write else None))
+    except Exception as exc:
+        run.context.log.error(
+            f"could not append {run_log.TABLE} ({exc}); the rows are in the commit of {run.spec.table} and the "
+            "next run reconciles them"
+        )
+        return {"run_log_pending": dg.MetadataValue.bool(True)}
+    run.context.log_event(
+        dg.AssetMaterialization(asset_key=RUN_LOG_KEY, metadata={"rows_added": len(outcomes), "delta_version": version})
+    )
+    return {"run_log_version": dg.MetadataValue.int(version)}
+
+
+def _finish(
+    run: Run,
+    outcomes: list[DayOutcome],
+    write: WriteResult | None,
+    q_write: WriteResult | None,
+    samples: list[dict[str, Any]],
+    check_results: list[dg.AssetCheckResult],
+) -> Iterator[dg.MaterializeResult]:
+    spec, context = run.spec, run.context
+    log_meta = _record(run, outcomes, write)
+    refused = [o for o in outcomes if not o.passed]
+    published = [o for o in outcomes if o.passed]
+    evaluated = _log_gate_evaluations(run, outcomes)
+    message = failure_message(spec.table, refused, samples) if refused else None
+    meta = {
+        **_run_metadata(run, outcomes, evaluated),
+        **log_meta,
+        **_write_metadata(run.store, write),
+        **{k: _metadata_value(v) for k, v in run.report.items()},
+    }
+    if refused and not published:
+        raise dg.Failure(description=message, metadata=meta)
+    if refused:
+        context.log.error(message)
+    if spec.partitioned:
+        _per_partition_metadata(run, outcomes)
+    gate = dg.AssetCheckResult(
+        asset_key=spec.key,
+        check_name=GATE_CHECK,
+        passed=not refused,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={**gate_metadata(outcomes), "refused_partitions": dg.MetadataValue.json([o.day for o in refused])},
+        description=message or f"every partition passed {outcomes[0].threshold:.0%}",
+    )
+    yield dg.MaterializeResult(asset_key=spec.key, metadata=meta, check_results=[gate, *check_results])
+    if spec.quarantine and spec.quarantine.split("/") in [k.path for k in context.selected_asset_keys]:
+        yield dg.MaterializeResult(
+            asset_key=dg.AssetKey(spec.quarantine.split("/")),
+            metadata={
+                "dagster/row_count": dg.MetadataValue.int(sum(o.stats.quarantined for o in outcomes)),
+                **_write_metadata(run.store, q_write),
+            },
+        )
+
+
+def _log_gate_evaluations(run: Run, outcomes: Sequence[DayOutcome]) -> list[DayOutcome]:
+    """Per-day ``quality_gate`` evaluations: every day of a run up to the limit, else refused days only."""
+    if len(outcomes) <= 1 and all(o.passed for o in outcomes):
+        return []  # a single published day is covered by the summary result
+    evaluated = (
+        list(outcomes) if len(outcomes) <= run.settings.gate_events_max_days else [o for o in outcomes if not o.passed]
+    )
+    for o in evaluated:
+        run.context.log_event(check_evaluation(run.spec.key, o, partitioned=run.spec.partitioned))
+    return evaluated
+
+
+def _run_metadata(run: Run, outcomes: Sequence[DayOutcome], evaluated: Sequence[DayOutcome]) -> dict[str, Any]:
+    published = [o for o in outcomes if o.passed]
+    rows_in = sum(o.stats.rows_in for o in outcomes)
+    valid = sum(o.stats.valid for o in outcomes)
+    return {
+        "dagster/row_count": dg.MetadataValue.int(sum(o.rows_written for o in published)),
+        "rows_in": dg.MetadataValue.int(rows_in),
+        "rows_out": dg.MetadataValue.int(sum(o.rows_written for o in published)),
+        "quarantined": dg.MetadataValue.int(sum(o.stats.quarantined for o in outcomes)),
+        "superseded": dg.MetadataValue.int(sum(o.stats.superseded for o in outcomes)),
+        "warned": dg.MetadataValue.int(sum(o.stats.warned for o in outcomes)),
+        "pass_rate": dg.MetadataValue.float(valid / rows_in if rows_in else 1.0),
+        "threshold": dg.MetadataValue.float(outcomes[0].threshold if outcomes else 0.0),
+        "partitions": dg.MetadataValue.json([o.day for o in outcomes]),
+        "published_partitions": dg.MetadataValue.json([o.day for o in published]),
+        "refused_partitions": dg.MetadataValue.json([o.day for o in outcomes if not o.passed]),
+        "failures_by_rule": gate_metadata(outcomes)["failures_by_rule"],
+        "per_day": per_day_table(outcomes),
+        "gate_evaluations_logged": dg.MetadataValue.int(len(evaluated)),
+        "seconds": dg.MetadataValue.float(round((datetime.now(timezone.utc) - run.started_at).total_seconds(), 3)),
+    }
+
+
+def _per_partition_metadata(run: Run, outcomes: Sequence[DayOutcome]) -> None:
+    """Each partition's materialization carries its own day's figures (not the run's totals)."""
+    now = run.store.day_rows(run.spec.table, partition_column=run.spec.partition_column, days=[o.day for o in outcomes])
+    for o in outcomes:
+        figures = {k: _metadata_value(v) for k, v in o.figures().items()}
+        figures["dagster/row_count"] = dg.MetadataValue.int(now.get(o.day, 0))
+        figures["passed"] = dg.MetadataValue.bool(o.passed)
+        run.context.add_asset_metadata(figures, asset_key=run.spec.key, partition_key=o.day)
+
+
+PER_DAY_COLUMNS = (
+    ("day", "string"), ("rows_in", "int"), ("published", "int"), ("quarantined", "int"), ("superseded", "int"),
+    ("warned", "int"), ("pass_rate", "float"), ("passed", "bool"),
+)  # fmt: skip
+
+
+def per_day_table(outcomes: Sequence[DayOutcome]) -> dg.MetadataValue:
+    """Every day's figures and verdict as a table the UI renders."""
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in PER_DAY_COLUMNS])
+    records = [
+        dg.TableRecord(
+            {
+                "day": o.day, "rows_in": o.stats.rows_in, "published": o.rows_written,
+                "quarantined": o.stats.quarantined, "superseded": o.stats.superseded, "warned": o.stats.warned,
+                "pass_rate": round(o.pass_rate, 6), "passed": o.passed,
+            }
+        )
+        for o in outcomes
+    ]  # fmt: skip
+    return dg.MetadataValue.table(records=records, schema=schema)
+
+
+def _write_metadata(store: DeltaTableStore, write: WriteResult | None) -> dict[str, Any]:
+    """Where the table lives, the version the write produced and the table's columns (``dagster/column_schema``,
+    which the column-schema-change checks compare between materializations)."""
+    if write is None:
+        return {}
+    columns = [dg.TableColumn(name, kind) for name, kind in store.columns(write.table)]
+    meta: dict[str, Any] = {
+        "table_path": dg.MetadataValue.path(write.uri),
+        "delta_version": dg.MetadataValue.int(write.version),
+        "dagster/column_schema": dg.MetadataValue.table_schema(dg.TableSchema(columns=columns)),
+    }
+    if write.added_columns:
+        meta["added_columns"] = dg.MetadataValue.json(list(write.added_columns))
+    return meta
+
+
+def _metadata_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return dg.MetadataValue.bool(value)
+    if isinstance(value, int):
+        return dg.MetadataValue.int(value)
+    if isinstance(value, float):
+        return dg.MetadataValue.float(value)
+    if isinstance(value, (list, dict)):
+        return dg.MetadataValue.json(value)
+    return value
+
+
+# -- the asset ------------------------------------------------------------------------------------------------
+def gated_asset(spec: TableSpec) -> dg.AssetsDefinition:
+    """The Dagster multi-asset of ``spec``: the table and its quarantine table, the gate and read-back checks."""
+    with chosen_dagster_apis():
+        return _gated_asset(spec)
+
+
+def _gated_asset(spec: TableSpec) -> dg.AssetsDefinition:
+    partitions = DAILY if spec.partitioned else None
+    deps = [dg.AssetKey(t.split("/")) for t in (*spec.upstream, *spec.lookups)]
+    description = spec.description or (spec.build.__doc__ or "").strip()
+    specs = [
+        dg.AssetSpec(
+            spec.key,
+            deps=deps,
+            description=description,
+            group_name=spec.layer,
+            kinds={"spark", "delta", spec.layer},
+            freshness_policy=spec.freshness,
+            automation_condition=spec.automation,
+            skippable=False,
+        )
+    ]
+    if spec.quarantine:
+        specs.append(
+            dg.AssetSpec(
+                dg.AssetKey(spec.quarantine.split("/")),
+                deps=deps,
+                description=f"Rows built for {spec.table} that failed a drop or fail rule, with every failed rule "
+                "in _quarantine_reasons, _quarantined_at and _run_id.",
+                group_name="quarantine",
+                kinds={"spark", "delta"},
+                skippable=True,
+            )
+        )
+    checks = [dg.AssetCheckSpec(GATE_CHECK, asset=spec.key, partitions_def=partitions)] + [
+        dg.AssetCheckSpec(c.name, asset=spec.key, partitions_def=partitions, blocking=c.blocking,
+                          description=c.description)
+        for c in spec.checks
+    ]  # fmt: skip
+
+    @dg.multi_asset(
+        name=spec.table.replace("/", "__"),
+        specs=specs,
+        check_specs=checks,
+        partitions_def=partitions,
+        backfill_policy=RANGE_POLICY if spec.partitioned else None,
+        pool=table_pool(spec.table),
+        can_subset=True,
+    )
+    def _asset(
+        context: dg.AssetExecutionContext,
+        engine: SparkEngine,
+        store: DeltaTableStore,
+        settings: Settings,
+        landing: LandingZone,
+        run_guard: RunGuard,  # set up at run start: reaps dead runs, bounds pool waits (resources/run_guard.py)
+    ) -> Iterator[dg.MaterializeResult]:
+        run = Run(
+            spec=spec,
+            context=context,
+            spark=engine.get_session(),
+            store=store,
+            settings=settings,
+            landing=landing,
+            engine_mode=engine.resolved_mode,
+            started_at=datetime.now(timezone.utc),
+            days=run_days(context) if spec.partitioned else None,
+        )
+        yield from publish(run)
+
+    return _asset

@@ -1,0 +1,312 @@
+"""Landing files turned into Arrow rows the engine can read safely: exact line numbers, bytes that are not UTF-8
+kept (base64) instead of failing the read, literal paths, no symbolic link followed.
+
+The engine never opens a landing file itself: globbing, split-dependent line numbers and whole-file decoding
+errors are properties of engine file readers. Here each file is opened once (``O_NOFOLLOW``), read in blocks,
+and written as Parquet to scratch beside the lakehouse; the engine reads that.
+
+JSON lines (``read_json_lines``): one row per non-blank line — ``_line_number`` (1-based, physical), ``value``
+(the line without its line break and a leading UTF-8 BOM; null when the line is not valid UTF-8),
+``_invalid_utf8`` (the line's bytes, base64, when it is not valid UTF-8) and ``_exact`` (every top-level
+field's raw text, for the few lines whose numbers a double-based JSON parser would rewrite: ``1.10``,
+``1e3``, 20-digit integers).
+
+CSV (``read_csv_records``): one row per record — its first physical line, the raw record text, each header
+column as a string, the problems of its shape (``_csv_error``) and, for records that are not UTF-8, their bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from json.decoder import scanstring
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from resources.landing import LandingFile
+
+BOM = b"\xef\xbb\xbf"
+BLOCK_BYTES = 64 << 20
+EXACT_TYPE = pa.map_(pa.string(), pa.string())
+#: A JSON number token a double-based parser would not give back as written: ``-0``, 17+ digits, a fraction
+#: ending in 0 after its first digit (``1.10``), a fraction with four leading zeros, or any exponent.
+RISKY_NUMBER = r"[:,\[]\s*(?:-0\s*[,}\]]|-?(?:[0-9.]{17,}|[0-9]+\.[0-9]*[0-9]0\s*[,}\]]|[0-9]*\.0000|[0-9.]+[eE]))"
+_WS = re.compile(r"[ \t\r\n]*")
+_DECODER = json.JSONDecoder(parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
+
+
+@dataclass
+class FileRead:
+    """What reading one landing file found: its lines (or records), blank ones, and those not UTF-8."""
+
+    relative: str
+    lines: int = 0
+    blank: int = 0
+    invalid_utf8: int = 0
+    bom: bool = False
+    rows: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def open_landed(file: LandingFile):
+    """Open a landing file for reading without following a symbolic link (a link swapped in after listing)."""
+    fd = os.open(file.path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{file.relative} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+# -- JSON lines ------------------------------------------------------------------------------------------------
+JSON_LINE_FIELDS = (
+    pa.field("_line_number", pa.int64()),
+    pa.field("value", pa.string()),
+    pa.field("_invalid_utf8", pa.string()),
+    pa.field("_exact", EXACT_TYPE),
+)
+
+
+def read_json_lines(file: LandingFile, *, block_bytes: int = BLOCK_BYTES) -> tuple[list[pa.RecordBatch], FileRead]:
+    """Every non-blank line of ``file`` with its exact line number, as record batches of ``JSON_LINE_FIELDS``."""
+    read = FileRead(file.relative)
+    batches = [_json_batch(block, first, read) for block, first in _blocks(file, block_bytes, read)]
+    return [b for b in batches if b.num_rows], read
+
+
+def _blocks(file: LandingFile, block_bytes: int, read: FileRead) -> Iterator[tuple[bytes, int]]:
+    """The file in blocks of whole lines (the last may lack its line break) and each block's first line number."""
+    first_line, carry = 1, b""
+    with open_landed(file) as handle:
+        while True:
+            chunk = handle.read(block_bytes)
+            data = carry + chunk
+            if first_line == 1 and not read.bom and data.startswith(BOM):
+                read.bom, data = True, data[len(BOM) :]
+            if not chunk:
+                if data:
+                    yield data, first_line
+                return
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                block, carry = data[:cut], data[cut:]
+                yield block, first_line
+                first_line += block.count(b"\n")
+            else:
+                carry = data
+
+
+def _split_lines(block: bytes) -> tuple[pa.BinaryArray, int]:
+    """The block's lines without ``\\n`` or a ``\\r`` before it, as one contiguous binary array."""
+    if b"\r\n" in block:
+        block = block.replace(b"\r\n", b"\n")
+    if not block.endswith(b"\n"):
+        block += b"\n"
+    raw = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(raw == 10) + 1
+    offsets = np.concatenate(([0], ends)).astype(np.int32)
+    with_breaks = pa.BinaryArray.from_buffers(pa.binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(raw)])
+    lines = pc.binary_slice(with_breaks, 0, -1)  # drop each line's \n
+    return lines, len(ends)
+
+
+def _json_batch(block: bytes, first_line: int, read: FileRead) -> pa.RecordBatch:
+    lines, count = _split_lines(block)
+    numbers = np.arange(first_line, first_line + count, dtype=np.int64)
+    read.lines += count
+    text, invalid = _as_utf8(lines)
+    read.invalid_utf8 += int(pc.sum(pc.is_valid(invalid)).as_py() or 0)
+    blank = pc.fill_null(pc.or_(pc.equal(pc.utf8_length(text), 0), pc.utf8_is_space(text)), False)
+    keep = pc.invert(blank)
+    read.blank += count - int(pc.sum(keep).as_py() or 0)
+    text, invalid, numbers = text.filter(keep), invalid.filter(keep), pa.array(numbers).filter(keep)
+    read.rows += len(text)
+    return pa.RecordBatch.from_arrays([numbers, text, invalid, _exact_column(text)], schema=pa.schema(JSON_LINE_FIELDS))
+
+
+def _as_utf8(lines: pa.BinaryArray) -> tuple[pa.StringArray, pa.StringArray]:
+    """The lines as text (null where not valid UTF-8) and, where not, their bytes in base64."""
+    try:
+        return lines.cast(pa.string()), pa.nulls(len(lines), pa.string())
+    except pa.ArrowInvalid:
+        pass
+    text: list[str | None] = []
+    invalid: list[str | None] = []
+    for raw in lines.to_pylist():
+        try:
+            text.append(raw.decode("utf-8"))
+            invalid.append(None)
+        except UnicodeDecodeError:
+            text.append(None)
+            invalid.append(base64.b64encode(raw).decode("ascii"))
+    return pa.array(text, pa.string()), pa.array(invalid, pa.string())
+
+
+def _exact_column(text: pa.StringArray) -> pa.Array:
+    """``_exact`` for lines with numbers a double would rewrite; null for every other line."""
+    risky = pc.fill_null(pc.match_substring_regex(text, RISKY_NUMBER), False)
+    indexes = np.flatnonzero(risky.to_numpy(zero_copy_only=False))
+    if not len(indexes):
+        return pa.nulls(len(text), EXACT_TYPE)
+    values: list[list[tuple[str, str | None]] | None] = [None] * len(text)
+    for i in indexes:
+        fields = exact_fields(text[int(i)].as_py())
+        values[i] = list(fields.items()) if fields is not None else None
+    return pa.array(values, EXACT_TYPE)
+
+
+def exact_fields(line: str) -> dict[str, str | None] | None:
+    """The top-level fields of a JSON object line as text: strings decoded, every other value exactly as written
+    (numbers, ``true``, nested objects), null for ``null``; a repeated key keeps its last value. None when the
+    line is not one JSON object."""
+    try:
+        pos = _WS.match(line, 0).end()
+        if line[pos] != "{":
+            return None
+        fields: dict[str, str | None] = {}
+        pos = _WS.match(line, pos + 1).end()
+        if line[pos] == "}":
+            return fields if _WS.match(line, pos + 1).end() == len(line) else None
+        while True:
+            if line[pos] != '"':
+                return None
+            key, pos = scanstring(line, pos + 1)
+            pos = _WS.match(line, pos).end()
+            if line[pos] != ":":
+                return None
+            start = _WS.match(line, pos + 1).end()
+            value, pos = _DECODER.raw_decode(line, start)
+            fields[key] = value if isinstance(value, str) or value is None else line[start:pos]
+            pos = _WS.match(line, pos).end()
+            if line[pos] == "}":
+                return fields if _WS.match(line, pos + 1).end() == len(line) else None
+            if line[pos] != ",":
+                return None
+            pos = _WS.match(line, pos + 1).end()
+    except (ValueError, IndexError):
+        return None
+
+
+# -- CSV ----------------------------------------------------------------------------------------------------
+CSV_AUDIT = ("_line_number", "_raw_record", "_invalid_utf8", "_csv_error")
+
+
+def column_name(header: str) -> str:
+    """A CSV header as a snake_case column name (``t_`` is reserved for the pipeline's working columns)."""
+    name = re.sub(r"[^0-9a-z_]", "_", header.strip().lower()) or "_"
+    return f"x_{name}" if name.startswith("t_") or name[0].isdigit() else name
+
+
+@dataclass
+class CsvFile:
+    """One CSV file's records: the column names from its header and one dict per record."""
+
+    columns: list[str]
+    records: list[dict[str, object]]
+    read: FileRead
+
+
+def read_csv_records(file: LandingFile, *, required: Sequence[str]) -> CsvFile:
+    """Every record of a CSV file with its first physical line, raw text and shape problems (never raises on
+    content: a bad header or a record of the wrong length is described in ``_csv_error``)."""
+    read = FileRead(file.relative)
+    with open_landed(file) as handle:
+        data = handle.read()
+    if data.startswith(BOM):
+        read.bom, data = True, data[len(BOM) :]
+    text = data.decode("utf-8", "surrogateescape")
+    physical = _physical_lines(text)
+    read.lines = len(physical)
+    spans = _record_spans(physical)
+    if not spans:
+        return CsvFile([], [], read)
+    (_, _, header_fields), *rows = spans
+    columns, header_problem = _header(header_fields, required)
+    records = []
+    for first, last, values in rows:
+        if not values:
+            read.blank += last - first + 1
+            continue
+        raw = "".join(physical[first - 1 : last]).rstrip("\r\n")
+        records.append(_record(columns, values, first, raw, header_problem))
+    read.rows = len(records)
+    read.invalid_utf8 = sum(1 for r in records if r["_invalid_utf8"])
+    return CsvFile(columns, records, read)
+
+
+def _physical_lines(text: str) -> list[str]:
+    """Lines split on ``\\n`` only (``str.splitlines`` also splits on form feeds and the like), ends kept."""
+    parts = text.split("\n")
+    lines = [p + "\n" for p in parts[:-1]]
+    return lines + ([parts[-1]] if parts[-1] else [])
+
+
+def _record_spans(physical: list[str]) -> list[tuple[int, int, list[str]]]:
+    """(first line, last line, fields) per CSV record, quoted line breaks included."""
+    consumed = 0
+
+    def feed() -> Iterator[str]:
+        nonlocal consumed
+        for line in physical:
+            consumed += 1
+            yield line
+
+    spans = []
+    reader = csv.reader(feed(), strict=False)
+    first = 1
+    for values in reader:
+        spans.append((first, consumed, values))
+        first = consumed + 1
+    return spans
+
+
+def _header(fields: list[str], required: Sequence[str]) -> tuple[list[str], str | None]:
+    names = [column_name(f) for f in fields]
+    problems = []
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        problems.append(f"header: repeated column {', '.join(dupes)}")
+    missing = [r for r in required if r not in names]
+    if missing:
+        problems.append(f"header: no column {', '.join(missing)}")
+    unique: list[str] = []
+    for name in names:
+        candidate, n = name, 2
+        while candidate in unique or candidate in CSV_AUDIT:
+            candidate, n = f"{name}_{n}", n + 1
+        unique.append(candidate)
+    return unique, "; ".join(problems) or None
+
+
+def _record(columns: list[str], values: list[str], first: int, raw: str, header_problem: str | None) -> dict:
+    problems = [header_problem] if header_problem else []
+    if len(values) != len(columns):
+        problems.append(f"shape: {len(values)} fields, the header has {len(columns)}")
+    invalid = _has_surrogates(raw)
+    record: dict[str, object] = {c: (None if invalid else v) for c, v in zip(columns, values, strict=False)}
+    record.update(
+        _line_number=first,
+        _raw_record=raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") if invalid else raw,
+        _invalid_utf8=base64.b64encode(raw.encode("utf-8", "surrogateescape")).decode("ascii") if invalid else None,
+        _csv_error="; ".join(problems) or None,
+    )
+    return record
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def csv_table(files: Iterable[CsvFile], columns: Sequence[str]) -> pa.Table:
+    """The records of several CSV files as one table of strings over ``columns`` (absent values null)."""
+    names = [*columns, *CSV_AUDIT]
+    rows = [r for f in files for r in f.records]
+    arrays = [pa.array([r.get(c) for r in rows], pa.int64() if c == "_line_number" else pa.string()) for c in names]
+    return pa.table(arrays, names=names)

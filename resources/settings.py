@@ -1,0 +1,134 @@
+"""Every tunable of the platform in one resource, read from ``MEDALLION_*`` variables when the definitions load.
+
+A bad value fails the code location's load (or ``Settings.from_env()``) with an error that names the variable,
+before any table is written. The resource shows in the Dagster UI with the values in force.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any
+
+import dagster as dg
+
+from resources.errors import MedallionError
+
+LAYER_DEFAULTS: dict[str, float] = {"bronze": 0.90, "silver": 0.95, "gold": 0.98}
+THRESHOLD_PREFIX = "MEDALLION_THRESHOLD_"
+_TRUE = ("1", "on", "true", "yes")
+
+
+class SettingsError(MedallionError, ValueError):
+    """A ``MEDALLION_*`` setting has a value the platform cannot use."""
+
+
+def _rate(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number between 0 and 1") from None
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise SettingsError(f"{name}={raw!r} is not a number between 0 and 1")
+    return value
+
+
+def _seconds(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
+    if math.isnan(value) or value < 0 or math.isinf(value):
+        raise SettingsError(f"{name}={raw!r} is not a non-negative number of seconds")
+    return value
+
+
+def _whole(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < 1:
+        raise SettingsError(f"{name}={raw!r} must be at least 1")
+    return value
+
+
+def _day(name: str, raw: str) -> str:
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a YYYY-MM-DD date") from None
+
+
+def _flag(name: str, raw: str) -> bool:
+    if raw.strip().lower() not in (*_TRUE, "0", "off", "false", "no", ""):
+        raise SettingsError(f"{name}={raw!r} is not on/off")
+    return raw.strip().lower() in _TRUE
+
+
+def _text(name: str, raw: str) -> str:
+    if not raw.strip():
+        raise SettingsError(f"{name} is set but empty")
+    return raw
+
+
+#: variable → (Settings field, parser)
+VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "MEDALLION_LANDING_ROOT": ("landing_root", _text),
+    "MEDALLION_LAKEHOUSE_ROOT": ("lakehouse_root", _text),
+    "MEDALLION_START_DATE": ("start_date", _day),
+    "MEDALLION_SETTLE_SECONDS": ("settle_seconds", _seconds),
+    "MEDALLION_GATE_EVENTS_MAX_DAYS": ("gate_events_max_days", _whole),
+    "MEDALLION_MIN_VOLUME_SHARE": ("min_volume_share", _rate),
+    "MEDALLION_MAX_PARTITIONS_PER_RUN": ("max_partitions_per_run", _whole),
+    "MEDALLION_VACUUM_RETENTION_HOURS": ("vacuum_retention_hours", _whole),
+    "MEDALLION_AUTOMATION": ("automation", _flag),
+    "MEDALLION_RECONCILIATION_TOLERANCE": ("reconciliation_tolerance", _rate),
+}
+
+
+class Settings(dg.ConfigurableResource):
+    """Roots, the partition start, quality thresholds, publish guards, sensor settle time and run limits."""
+
+    landing_root: str = "landing"
+    lakehouse_root: str = ".lakehouse"
+    start_date: str = "2024-01-01"
+    #: ``layer`` or ``layer/table`` → minimum pass rate; layers default to bronze 0.90, silver 0.95, gold 0.98
+    thresholds: dict[str, float] = {}
+    settle_seconds: float = 30.0
+    gate_events_max_days: int = 31
+    #: a re-run may not shrink a published day below this share of its rows without an explicit decision
+    min_volume_share: float = 0.5
+    max_partitions_per_run: int | None = None
+    vacuum_retention_hours: int = 7 * 24
+    automation: bool = False
+    #: the share of a day's sales revenue that payments captured may differ by before the check warns
+    reconciliation_tolerance: float = 0.05
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings in force, every ``MEDALLION_*`` variable validated; ``SettingsError`` names a bad one."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {
+            field: parse(name, env[name]) for name, (field, parse) in VARIABLES.items() if name in env
+        }
+        values["thresholds"] = {
+            _threshold_key(name): _rate(name, raw) for name, raw in env.items() if name.startswith(THRESHOLD_PREFIX)
+        }
+        return cls(**values)
+
+    def threshold(self, table: str) -> float:
+        """The minimum share of rows that must pass for ``layer/name`` to publish a partition."""
+        layer = table.split("/", 1)[0]
+        return self.thresholds.get(table, self.thresholds.get(layer, LAYER_DEFAULTS[layer]))
+
+
+def _threshold_key(name: str) -> str:
+    """``MEDALLION_THRESHOLD_SILVER`` → ``silver``; ``…_SILVER_DIM_CUSTOMER`` → ``silver/dim_customer``."""
+    rest = name.removeprefix(THRESHOLD_PREFIX).lower()
+    layer, _, table = rest.partition("_")
+    if layer not in LAYER_DEFAULTS:
+        raise SettingsError(f"{name}: unknown layer {layer!r}; expected one of {', '.join(LAYER_DEFAULTS)}")
+    return f"{layer}/{table}" if table else layer

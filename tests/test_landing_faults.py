@@ -1,0 +1,335 @@
+"""Bad landing input, tried as a tester would: every landed line is accounted for, nothing outside the root is read,
+and one bad file never stops a day or a range."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from deltalake import DeltaTable
+
+from medallion_assets import run_log
+from resources.delta_store import DeltaTableStore
+
+from .conftest import materialize_days
+
+DAY = "2024-01-02"
+
+
+def order(i: int, day: str = DAY, **overrides) -> dict:
+    row = {
+        "order_id": f"o{i}",
+        "customer_id": f"c{i}",
+        "order_ts": f"{day}T10:00:00Z",
+        "status": "paid",
+        "amount": 10.5,
+        "region": "north",
+        "updated_at": f"{day}T10:00:00Z",
+    }
+    row.update(overrides)
+    return row
+
+
+def write(landing: Path, name: str, lines: list[str] | bytes, day: str = DAY, source: str = "orders") -> Path:
+    folder = landing / source / f"date={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if isinstance(lines, bytes):
+        path.write_bytes(lines)
+    else:
+        path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def good_lines(n: int, start: int = 0, day: str = DAY) -> list[str]:
+    return [json.dumps(order(i, day)) for i in range(start, start + n)]
+
+
+def table(store: DeltaTableStore, name: str) -> pd.DataFrame:
+    return DeltaTable(store.table_uri(name)).to_pandas()
+
+
+def by_line(df: pd.DataFrame) -> dict[tuple[str, int], pd.Series]:
+    return {(r["_source_file"], int(r["_line_number"])): r for _, r in df.iterrows()}
+
+
+def materialization_metadata(result, key: str) -> dict:
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
+    return {k: v.value for k, v in events[-1].materialization.metadata.items()}
+
+
+# -- file names and links --------------------------------------------------------------------------------
+def test_glob_characters_in_file_names_are_read_literally(resources, store, landing_root) -> None:
+    write(landing_root, "part-000.jsonl", good_lines(40))
+    write(landing_root, "part-001.jsonl", good_lines(40, 100))
+    write(landing_root, "part-*.jsonl", good_lines(1, 200))
+    write(landing_root, "a1.jsonl", good_lines(2, 300))
+    write(landing_root, "a[0-9].jsonl", good_lines(1, 400))
+    write(landing_root, "{x,y}.jsonl", good_lines(1, 500))
+    assert materialize_days(resources, DAY).success
+    bronze = table(store, "bronze/orders")
+    counts = bronze.groupby("_source_file").size().to_dict()
+    folder = f"orders/date={DAY}"
+    assert counts == {
+        f"{folder}/part-000.jsonl": 40,
+        f"{folder}/part-001.jsonl": 40,
+        f"{folder}/part-*.jsonl": 1,
+        f"{folder}/a1.jsonl": 2,
+        f"{folder}/a[0-9].jsonl": 1,
+        f"{folder}/{{x,y}}.jsonl": 1,
+    }
+    rows = by_line(bronze)
+    assert rows[(f"{folder}/a[0-9].jsonl", 1)]["order_id"] == "o400"
+    assert rows[(f"{folder}/{{x,y}}.jsonl", 1)]["order_id"] == "o500"
+    assert len(table(store, "silver/orders")) == 85
+
+
+def test_line_accounting_catches_a_line_ingested_twice(resources, store, landing_root) -> None:
+    from deltalake import write_deltalake
+
+    write(landing_root, "part-000.jsonl", good_lines(30))
+    assert materialize_days(resources, DAY, selection="bronze/orders").success
+    bronze = DeltaTable(store.table_uri("bronze/orders")).to_pyarrow_table()
+    write_deltalake(store.table_uri("bronze/orders"), bronze.slice(0, 1), mode="append")  # a line twice
+    result = materialize_days(resources, DAY, selection="silver/orders")
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert not checks["row_accounting"].passed
+    assert "part-000.jsonl" in json.dumps(checks["row_accounting"].metadata["mismatches"].value)
+
+
+@pytest.mark.parametrize("link", ["file", "day_folder", "source_folder"])
+def test_a_symlink_never_brings_a_file_from_outside_the_root(resources, store, landing_root, tmp_path, link) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.jsonl"
+    secret.write_text(json.dumps(order(999, region="SECRET-OUTSIDE")) + "\n" + "root:x:0:0:root:/root:/bin/bash\n")
+    if link == "file":
+        write(landing_root, "part-000.jsonl", good_lines(20))
+        os.symlink(secret, landing_root / "orders" / f"date={DAY}" / "p.jsonl")
+        os.symlink("/etc/passwd", landing_root / "orders" / f"date={DAY}" / "passwd.jsonl")
+    elif link == "day_folder":
+        write(landing_root, "part-000.jsonl", good_lines(20, day="2024-01-01"), day="2024-01-01")
+        os.symlink(outside, landing_root / "orders" / f"date={DAY}")
+    else:
+        (landing_root).mkdir(parents=True)
+        os.symlink(outside, landing_root / "orders")
+    result = materialize_days(resources, DAY, selection="bronze/orders")
+    for name in ("bronze/orders", "quarantine/orders"):
+        if store.exists(name):
+            text = table(store, name).to_json()
+            assert "SECRET-OUTSIDE" not in text and "root:x:0:0" not in text, name
+    if link == "file":
+        assert result.success
+        meta = materialization_metadata(result, "bronze/orders")
+        skipped = json.dumps(meta["skipped_files"])
+        assert "p.jsonl" in skipped and "passwd.jsonl" in skipped and "symlink" in skipped
+        assert len(table(store, "bronze/orders")) == 20
+    else:
+        assert not result.success  # the day has no readable input: refused, never read through the link
+        message = result.failure_data_for_node("bronze__orders").error.to_string()
+        assert "symlink" in message
+
+
+# -- encodings ---------------------------------------------------------------------------------------------
+def test_a_latin1_line_is_quarantined_with_its_bytes_and_the_rest_publishes(resources, store, landing_root) -> None:
+    latin1 = json.dumps(order(7, region="Zürich"), ensure_ascii=False).encode("latin-1")
+    body = ("\n".join(good_lines(7)) + "\n").encode() + latin1 + b"\n" + ("\n".join(good_lines(30, 8)) + "\n").encode()
+    write(landing_root, "part-000.jsonl", body)
+    result = materialize_days(resources, DAY)
+    assert result.success
+    quarantine = table(store, "quarantine/orders")
+    [bad] = quarantine.to_dict("records")
+    assert list(bad["_quarantine_reasons"]) == ["utf8_valid"] and bad["_line_number"] == 8
+    assert base64.b64decode(bad["_invalid_utf8"]) == latin1
+    assert len(table(store, "silver/orders")) == 37
+
+
+@pytest.mark.parametrize("kind", ["urandom", "gzip"])
+def test_an_unreadable_file_never_stops_the_other_files_or_days(resources, store, landing_root, kind) -> None:
+    for day in ("2024-01-01", DAY, "2024-01-03"):
+        write(landing_root, "part-000.jsonl", good_lines(1000, day=day), day=day)
+    raw = os.urandom(4096) if kind == "urandom" else gzip.compress(("\n".join(good_lines(50)) + "\n").encode())
+    write(landing_root, "part-009.jsonl", raw)
+    result = materialize_days(resources, "2024-01-01", "2024-01-03")
+    assert result.success
+    silver = table(store, "silver/orders")
+    assert sorted(silver["order_date"].astype(str).unique()) == ["2024-01-01", DAY, "2024-01-03"]
+    quarantine = table(store, "quarantine/orders")
+    bad = quarantine[quarantine["_source_file"] == f"orders/date={DAY}/part-009.jsonl"]
+    assert len(bad) > 0 and all("utf8_valid" in r or "json_object" in r for r in bad["_quarantine_reasons"])
+    bronze = table(store, "bronze/orders")
+    assert (bronze["_source_file"] == f"orders/date={DAY}/part-009.jsonl").sum() == len(bad)
+
+
+def test_a_day_of_garbage_is_refused_with_the_file_named(resources, store, landing_root) -> None:
+    write(landing_root, "part-000.jsonl", good_lines(5))
+    write(landing_root, "blob.jsonl", os.urandom(20_000))
+    result = materialize_days(resources, DAY, selection="bronze/orders")
+    assert not result.success
+    message = result.failure_data_for_node("bronze__orders").error.to_string()
+    assert "utf8_valid" in message and "blob.jsonl" in message
+    attempt = run_log.latest_attempts(store, "bronze/orders", [DAY])[DAY]
+    assert attempt["passed"] is False
+
+
+# -- JSON leniency -----------------------------------------------------------------------------------------
+def test_a_bom_does_not_cost_the_first_line(resources, store, landing_root) -> None:
+    write(landing_root, "part-000.jsonl", "\ufeff".encode() + ("\n".join(good_lines(20)) + "\n").encode())
+    assert materialize_days(resources, DAY).success
+    assert len(table(store, "silver/orders")) == 20
+    assert not store.exists("quarantine/orders") or len(table(store, "quarantine/orders")) == 0
+
+
+def test_bronze_keeps_the_raw_text_of_numbers(resources, store, landing_root) -> None:
+    lines = [
+        '{"order_id": 123456789012345678901234567890, "customer_id": "c1", "order_ts": "2024-01-02T10:00:00Z", '
+        '"status": "paid", "amount": 12.50, "region": "n", "updated_at": "2024-01-02T10:00:00Z", "tiny": 1e-400}',
+        '{"order_id": 123456789012345678901234567891, "customer_id": "c1", "order_ts": "2024-01-02T10:00:00Z", '
+        '"status": "paid", "amount": 2.5E1, "region": "n", "updated_at": "2024-01-02T10:00:00Z", "n": {"x": 1.50}}',
+        *good_lines(30),
+    ]
+    write(landing_root, "part-000.jsonl", lines)
+    assert materialize_days(resources, DAY).success
+    rows = by_line(table(store, "bronze/orders"))
+    first, second = rows[(f"orders/date={DAY}/part-000.jsonl", 1)], rows[(f"orders/date={DAY}/part-000.jsonl", 2)]
+    assert first["order_id"] == "123456789012345678901234567890" and first["amount"] == "12.50"
+    assert first["tiny"] == "1e-400"
+    assert second["order_id"] == "123456789012345678901234567891" and second["amount"] == "2.5E1"
+    assert json.loads(second["n"]) == {"x": 1.5} and "1.50" in second["n"]
+    silver = table(store, "silver/orders")
+    assert {"123456789012345678901234567890", "123456789012345678901234567891"} <= set(silver["order_id"])
+
+
+def test_a_repeated_key_takes_the_last_value_as_the_contract_says(resources, store, landing_root) -> None:
+    line = json.dumps(order(1))[:-1] + ', "amount": 99.5}'
+    write(landing_root, "part-000.jsonl", [line, *good_lines(30, 10)])
+    assert materialize_days(resources, DAY).success
+    bronze = by_line(table(store, "bronze/orders"))
+    assert bronze[(f"orders/date={DAY}/part-000.jsonl", 1)]["amount"] == "99.5"
+    assert "last" in (Path(__file__).parents[1] / "README.md").read_text().split("Landing contract: orders")[1][:4000]
+
+
+def test_control_characters_are_quarantined(resources, store, landing_root) -> None:
+    write(landing_root, "part-000.jsonl", [json.dumps(order(1, customer_id="c\u00001")), *good_lines(30, 10)])
+    assert materialize_days(resources, DAY).success
+    [bad] = table(store, "quarantine/orders").to_dict("records")
+    assert "no_control_characters" in list(bad["_quarantine_reasons"])
+
+
+# -- line numbers ------------------------------------------------------------------------------------------
+def test_line_numbers_are_exact_above_the_engine_split_size(resources, store, landing_root) -> None:
+    pad = "x" * 300
+    lines = [json.dumps(order(i, note=pad)) for i in range(230_000)]  # about 80 MB, several engine splits
+    write(landing_root, "big.jsonl", lines)
+    for attempt in range(3):
+        assert materialize_days(resources, DAY, selection="bronze/orders").success
+        bronze = DeltaTable(store.table_uri("bronze/orders")).to_pyarrow_table(columns=["order_id", "_line_number"])
+        got = dict(zip(bronze.column("_line_number").to_pylist(), bronze.column("order_id").to_pylist(), strict=True))
+        assert len(got) == len(lines), attempt
+        assert all(got[i + 1] == f"o{i}" for i in range(0, len(lines), 997)), attempt
+        assert got[1] == "o0" and got[len(lines)] == f"o{len(lines) - 1}", attempt
+
+
+# -- customers CSV -----------------------------------------------------------------------------------------
+HEADER = "customer_id,name,email,segment,region,updated_at"
+
+
+def customer(i: int, name: str | None = None) -> str:
+    return f"C{i},{name or f'Cust {i}'},c{i}@example.com,consumer,north,{DAY}T08:00:00Z"
+
+
+def customers_run(resources, selection: str = "bronze/customers"):
+    import dagster as dg
+
+    from medallion_assets.definitions import ASSETS, CHECKS
+
+    kwargs = {"partition_key": DAY} if selection == "bronze/customers" else {}
+    return dg.materialize([*ASSETS, *CHECKS], resources=resources, selection=selection, raise_on_error=False, **kwargs)
+
+
+@pytest.fixture
+def lenient_dim(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDALLION_THRESHOLD_SILVER_DIM_CUSTOMER", "0.5")
+
+
+def test_csv_rows_of_the_wrong_shape_are_quarantined_and_kept_raw(lenient_dim, resources, store, landing_root) -> None:
+    rows = [customer(i) for i in range(1, 21)]
+    rows[2] = customer(3) + ",extra,more"  # line 4: two fields too many
+    rows[5] = "C6,only-two"  # line 7: four fields missing
+    write(landing_root, "customers.csv", [HEADER, *rows], source="customers")
+    assert customers_run(resources).success
+    assert customers_run(resources, "silver/dim_customer").success
+    bronze = by_line(table(store, "bronze/customers"))
+    assert bronze[(f"customers/date={DAY}/customers.csv", 4)]["_raw_record"] == customer(3) + ",extra,more"
+    assert bronze[(f"customers/date={DAY}/customers.csv", 7)]["_raw_record"] == "C6,only-two"
+    quarantine = table(store, "quarantine/customers")
+    reasons = {int(r["_line_number"]): list(r["_quarantine_reasons"]) for _, r in quarantine.iterrows()}
+    assert reasons == {4: ["csv_shape"], 7: ["csv_shape"]}
+    assert set(table(store, "silver/dim_customer")["customer_id"]) == {f"C{i}" for i in range(1, 21)} - {"C3", "C6"}
+
+
+@pytest.mark.parametrize("order_", ["new_column_first", "new_column_last"])
+def test_a_new_csv_column_is_kept_whichever_file_sorts_first(resources, store, landing_root, order_) -> None:
+    plain = [HEADER, *(customer(i) for i in range(1, 11))]
+    wider = [HEADER + ",loyalty_tier", *(customer(i) + ",gold" for i in range(11, 21))]
+    first, last = (wider, plain) if order_ == "new_column_first" else (plain, wider)
+    write(landing_root, "a.csv", first, source="customers")
+    write(landing_root, "b.csv", last, source="customers")
+    assert customers_run(resources).success
+    bronze = table(store, "bronze/customers")
+    assert len(bronze) == 20
+    tiers = bronze.set_index("customer_id")["loyalty_tier"]
+    assert (tiers[[f"C{i}" for i in range(11, 21)]] == "gold").all()
+    assert tiers[[f"C{i}" for i in range(1, 11)]].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("header", "separator"),
+    [("customer_id,name,name,segment,region,updated_at", ","), ("cust_id,name,email,segment,region,updated_at", ","),
+     (HEADER.replace(",", ";"), ";")],
+    ids=["duplicate_name", "wrong_name", "semicolons"],
+)  # fmt: skip
+def test_a_bad_header_quarantines_that_file_and_keeps_its_rows_raw(
+    lenient_dim, resources, store, landing_root, header, separator
+) -> None:
+    write(landing_root, "good.csv", [HEADER, *(customer(i) for i in range(1, 31))], source="customers")
+    odd = [customer(i).replace(",", separator) for i in range(100, 103)]
+    write(landing_root, "odd.csv", [header, *odd], source="customers")
+    assert customers_run(resources).success
+    bronze = table(store, "bronze/customers")
+    kept = bronze[bronze["_source_file"].str.endswith("odd.csv")].sort_values("_line_number")
+    assert kept["_raw_record"].tolist() == odd and kept["_line_number"].tolist() == [2, 3, 4]
+    assert customers_run(resources, "silver/dim_customer").success
+    quarantine = table(store, "quarantine/customers")
+    odd_q = quarantine[quarantine["_source_file"].str.endswith("odd.csv")]
+    assert len(odd_q) == 3 and all("csv_header" in list(r) for r in odd_q["_quarantine_reasons"])
+    assert len(table(store, "silver/dim_customer")) == 30
+
+
+def test_latin1_and_nul_bytes_never_reach_the_dimension(lenient_dim, resources, store, landing_root) -> None:
+    rows = [customer(i).encode() for i in range(1, 21)]
+    rows[1] = customer(2, name="Zoë").encode("latin-1")
+    rows[2] = customer(3, name="Nul\x00Name").encode()
+    write(landing_root, "customers.csv", HEADER.encode() + b"\n" + b"\n".join(rows) + b"\n", source="customers")
+    assert customers_run(resources).success
+    assert customers_run(resources, "silver/dim_customer").success
+    quarantine = {int(r["_line_number"]): r for _, r in table(store, "quarantine/customers").iterrows()}
+    assert list(quarantine[3]["_quarantine_reasons"]) == ["utf8_valid"]
+    assert base64.b64decode(quarantine[3]["_invalid_utf8"]) == rows[1]
+    assert "no_control_characters" in list(quarantine[4]["_quarantine_reasons"])
+    names = table(store, "silver/dim_customer")["name"].tolist()
+    assert len(names) == 18 and not any("\x00" in n or "\ufffd" in n for n in names)
+
+
+def test_csv_line_numbers_count_physical_lines(resources, store, landing_root) -> None:
+    rows = [customer(1), 'C2,"Two\nLines",c2@example.com,consumer,north,2024-01-02T08:00:00Z', customer(3)]
+    write(landing_root, "customers.csv", [HEADER, *rows], source="customers")
+    assert customers_run(resources).success
+    bronze = table(store, "bronze/customers").set_index("customer_id")
+    assert bronze.loc["C1", "_line_number"] == 2 and bronze.loc["C2", "_line_number"] == 3
+    assert bronze.loc["C3", "_line_number"] == 5 and bronze.loc["C2", "name"] == "Two\nLines"

@@ -1,0 +1,130 @@
+"""No input, less input or a missing landing root never replaces a published day without an explicit decision."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from deltalake import DeltaTable
+
+from medallion_assets import run_log
+from resources.delta_store import DeltaTableStore
+from resources.landing import LandingZone
+from resources.settings import Settings
+
+from .conftest import materialize_days
+
+DAY = "2024-01-02"
+TABLES = ("bronze/orders", "silver/orders", "quarantine/orders", "gold/daily_sales")
+FORCE = {"medallion/allow_shrink": "true"}
+
+
+def day_rows(store: DeltaTableStore, table: str, day: str = DAY) -> int:
+    if not store.exists(table):
+        return 0
+    frame = DeltaTable(store.table_uri(table)).to_pandas(columns=["order_date"])
+    return int((frame["order_date"].astype(str) == day).sum())
+
+
+def snapshot(store: DeltaTableStore) -> dict[str, tuple[int, int | None]]:
+    """Rows of the day and Delta version, per table."""
+    return {t: (day_rows(store, t), store.version(t)) for t in TABLES}
+
+
+def step_error(result: dg.ExecuteInProcessResult, step: str) -> str:
+    failure = result.failure_data_for_node(step)
+    return failure.error.to_string() if failure else ""
+
+
+@pytest.fixture
+def published(resources, store, sample) -> dict[str, tuple[int, int | None]]:
+    """Day 2024-01-02 published through gold; returns the snapshot of every table."""
+    assert materialize_days(resources, DAY).success
+    before = snapshot(store)
+    assert all(rows > 0 for rows, _ in before.values()), before
+    return before
+
+
+def test_a_missing_landing_root_fails_at_start_and_keeps_every_table(resources, store, published, tmp_path) -> None:
+    missing = tmp_path / "nonexistent"
+    result = materialize_days({**resources, "landing": LandingZone(root=str(missing))}, DAY)
+    assert not result.success
+    message = step_error(result, "bronze__orders")
+    assert str(missing) in message and "MEDALLION_LANDING_ROOT" in message
+    assert snapshot(store) == published
+    assert not [e for e in result.get_asset_materialization_events()]
+
+
+def test_a_day_whose_files_are_gone_is_refused_and_keeps_the_published_day(
+    resources, store, published, landing_root: Path
+) -> None:
+    shutil.rmtree(landing_root / "orders" / f"date={DAY}")  # a retention policy removed the day's files
+    result = materialize_days(resources, DAY)
+    assert not result.success
+    message = step_error(result, "bronze__orders")
+    assert "no landing files" in message and f"orders/date={DAY}" in message
+    assert "medallion/allow_shrink" in message  # says how to replace it on purpose
+    assert snapshot(store) == published
+    attempt = run_log.latest_attempts(store, "bronze/orders", [DAY])[DAY]
+    assert attempt["passed"] is False and "no landing files" in attempt["error_message"]
+
+
+def test_an_empty_day_replaces_the_published_day_only_when_forced(resources, store, published, landing_root) -> None:
+    shutil.rmtree(landing_root / "orders" / f"date={DAY}")
+    result = materialize_days(resources, DAY, tags=FORCE)
+    assert result.success
+    assert day_rows(store, "bronze/orders") == 0 and day_rows(store, "silver/orders") == 0
+
+
+def test_a_day_never_published_with_no_files_is_refused_not_written(resources, store, sample) -> None:
+    result = materialize_days(resources, "2024-01-05")  # the sample covers 01-01..01-03
+    assert not result.success
+    assert "no landing files" in step_error(result, "bronze__orders")
+    assert not store.exists("bronze/orders")
+
+
+def test_a_shrinking_rerun_is_refused_with_both_counts(resources, store, published, landing_root) -> None:
+    folder = landing_root / "orders" / f"date={DAY}"
+    kept = (folder / "part-000.jsonl").read_text().splitlines()[:50]
+    for path in folder.iterdir():
+        path.unlink()
+    (folder / "part-000.jsonl").write_text("\n".join(kept) + "\n")  # a partial re-delivery
+    result = materialize_days(resources, DAY)
+    assert not result.success
+    message = step_error(result, "bronze__orders")
+    assert f"{published['bronze/orders'][0]}" in message and "50" in message
+    assert "MEDALLION_MIN_VOLUME_SHARE" in message
+    assert snapshot(store) == published
+    forced = materialize_days(resources, DAY, tags=FORCE, selection="bronze/orders")
+    assert forced.success and day_rows(store, "bronze/orders") == 50
+
+
+def test_the_volume_share_is_configurable(resources, store, published, landing_root, monkeypatch) -> None:
+    folder = landing_root / "orders" / f"date={DAY}"
+    (folder / "part-001.jsonl").unlink()  # the status updates: about 60 % of the day's lines
+    monkeypatch.setenv("MEDALLION_MIN_VOLUME_SHARE", "0.2")
+    result = materialize_days({**resources, "settings": Settings.from_env()}, DAY, selection="bronze/orders")
+    assert result.success
+    assert 0 < day_rows(store, "bronze/orders") < published["bronze/orders"][0]
+
+
+def test_a_range_refuses_only_the_empty_day(resources, store, sample, landing_root) -> None:
+    assert materialize_days(resources, "2024-01-01", "2024-01-03").success
+    shutil.rmtree(landing_root / "orders" / "date=2024-01-02")
+    before = snapshot(store)
+    result = materialize_days(resources, "2024-01-01", "2024-01-03")
+    assert result.success  # the other days publish
+    assert snapshot(store)["bronze/orders"][0] == before["bronze/orders"][0]
+    refused = {r["partition"] for r in run_log.refused_in_run(store, result.run_id)}
+    assert refused == {DAY}
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", "-1", "nan"])
+def test_invalid_settings_are_caught_when_the_definitions_load(value: str, monkeypatch) -> None:
+    from resources.settings import SettingsError
+
+    monkeypatch.setenv("MEDALLION_THRESHOLD_SILVER", value)
+    with pytest.raises(SettingsError, match="MEDALLION_THRESHOLD_SILVER"):
+        Settings.from_env()
