@@ -6,12 +6,16 @@ BIN := $(VENV)/bin
 DAYS ?= 7
 ORDERS_PER_DAY ?= 400
 SEED ?= 42
-START ?= 2024-01-01
-END := $(shell $(PYTHON) -c "import datetime as d; print(d.date.fromisoformat('$(START)') + d.timedelta(days=$(DAYS) - 1))")
+PORT ?= 3000
+# The sample days end yesterday (UTC) unless END is given.
+END ?= $(shell $(PYTHON) -c "import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=1))")
+START := $(shell $(PYTHON) -c "import datetime as d; print(d.date.fromisoformat('$(END)') - d.timedelta(days=$(DAYS) - 1))")
 
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export MEDALLION_LANDING_ROOT ?= $(CURDIR)/landing
 export MEDALLION_LAKEHOUSE_ROOT ?= $(CURDIR)/.lakehouse
+# The daily partitions start at the earliest day that landed (or the first sample day): set it to go further back.
+export MEDALLION_START_DATE ?= $(shell $(PYTHON) -c "import pathlib; print(min([p.name[5:] for p in pathlib.Path('$(MEDALLION_LANDING_ROOT)').glob('*/date=????-??-??')] + ['$(START)']))")
 
 .PHONY: install dev demo test lint sample-data materialize summary dagster-home java lock clean
 
@@ -25,28 +29,22 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml constraints.txt
 
 install: $(VENV)/.installed  ## create .venv and install the pinned set
 
-sample-data: install  ## write $(DAYS) days of sample order files to $(MEDALLION_LANDING_ROOT)
-	$(BIN)/python -m medallion_assets.sample_data --days $(DAYS) --orders-per-day $(ORDERS_PER_DAY) \
-		--seed $(SEED) --start $(START) --landing $(MEDALLION_LANDING_ROOT) --clean
+sample-data: install  ## write the sample days $(START)..$(END) to $(MEDALLION_LANDING_ROOT) (existing days are kept)
+	$(BIN)/python -m medallion_assets.sample_data --days $(DAYS) --end $(END) --orders-per-day $(ORDERS_PER_DAY) \
+		--seed $(SEED) --landing $(MEDALLION_LANDING_ROOT)
 
 dagster-home:
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-MATERIALIZE := $(BIN)/dagster asset materialize -m medallion_assets.definitions
-RANGE := --partition-range $(START)...$(END)
-
-materialize: install dagster-home  ## materialize every table for all sample days (one run per step of the star)
-	$(MATERIALIZE) --select bronze/customers $(RANGE)
-	$(MATERIALIZE) --select silver/dim_customer,gold/dim_date
-	$(MATERIALIZE) --select bronze/orders,silver/orders,gold/daily_sales,gold/fact_orders $(RANGE)
-	$(MATERIALIZE) --select gold/customer_ltv
+materialize: install dagster-home  ## build every table for all sample days in one run (the sensors then skip them)
+	$(BIN)/medallion run --from $(START) --to $(END)
 
 summary: install  ## print rows, quarantined rows and Delta version per table
-	$(BIN)/python -m medallion_assets.summary
+	$(BIN)/medallion status
 
-dev: sample-data materialize  ## set up everything, then serve the Dagster UI on 127.0.0.1:3000 (automation on)
-	MEDALLION_AUTOMATION=on $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+dev: sample-data materialize  ## set up everything, then serve the Dagster UI on 127.0.0.1:$(PORT) (automation on; Ctrl-C stops)
+	MEDALLION_AUTOMATION=on $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 demo: sample-data materialize summary  ## everything `make dev` does, headless, then a per-table summary
 
@@ -69,8 +67,8 @@ lock: $(BIN)/activate  ## re-resolve the pinned set and rewrite constraints.txt
 	( echo "# Lock for a fresh install: make install uses pip install -c constraints.txt. Regenerate with make lock."; \
 	  $(BIN)/pip freeze --exclude-editable | grep -v '^medallion' ) > constraints.txt
 
-clean:
-	rm -rf .lakehouse landing .dagster_home .pytest_cache
+clean:  ## forget what was built: the lakehouse and Dagster's local state (landing files are kept)
+	rm -rf .lakehouse .dagster_home .pytest_cache
 
 .PHONY: bench
 $(VENV)/.bench-installed: $(VENV)/.installed

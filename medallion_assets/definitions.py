@@ -6,7 +6,7 @@ import dagster as dg
 
 from medallion_assets import customers, orders, payments, star
 from medallion_assets.factory import RUN_LOG_KEY, TableSpec, gated_asset
-from medallion_assets.jobs import customers_job, orders_job, payments_job
+from medallion_assets.jobs import JOBS as SOURCE_JOBS
 from medallion_assets.maintenance import maintenance_job
 from medallion_assets.partitions import DAILY, SETTINGS
 from medallion_assets.quality.checks import pandera_check
@@ -51,19 +51,19 @@ with chosen_dagster_apis():
     CHECKS = [
         pandera_check(orders.SILVER_SPEC.key, "silver/orders", SilverOrders, DAILY, "order_date"),
         pandera_check(orders.GOLD_SPEC.key, "gold/daily_sales", GoldDailySales, DAILY, "order_date"),
-        *dg.build_column_schema_change_checks(assets=[key for asset in TABLES.values() for key in asset.keys]),
     ]
-JOBS = [orders_job, customers_job, payments_job, maintenance_job]
+JOBS = [*SOURCE_JOBS.values(), maintenance_job]
 SENSORS = [
-    make_landing_sensor("orders", orders_job),
-    make_landing_sensor("customers", customers_job),
-    make_landing_sensor("payments", payments_job),
+    *(make_landing_sensor(source, job) for source, job in SOURCE_JOBS.items()),
     run_failure_alert,
     quality_gate_alert,
     run_guard_sensor,
     # Declarative automation: the SCD2 dimension and customer LTV follow their upstreams, dim_date is daily.
     dg.AutomationConditionSensorDefinition(
-        "medallion_automation", target=dg.AssetSelection.all(), default_status=automation_status()
+        "medallion_automation",
+        target=dg.AssetSelection.all(),
+        default_status=automation_status(),
+        minimum_interval_seconds=SETTINGS.sensor_interval_seconds,
     ),
 ]
 SCHEDULES = [orders_daily_schedule, maintenance_schedule]

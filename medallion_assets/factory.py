@@ -69,8 +69,9 @@ class Run:
     days: list[str] | None
     #: why a day has no input (set by landing readers), for the publish guard
     no_input: dict[str, str] = field(default_factory=dict)
-    #: extra materialization metadata from the read and build hooks
+    #: extra materialization metadata from the read and build hooks: the run's, and each day's
     report: dict[str, Any] = field(default_factory=dict)
+    day_report: dict[str, dict[str, Any]] = field(default_factory=dict)
     scratch: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @property
@@ -103,13 +104,24 @@ Write = Callable[[Run, DataFrame, Sequence[str], str], WriteResult | None]
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """What a read-back check found: the published days it failed (day → what is wrong), run-level figures."""
+
+    failed: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ReadBackCheck:
-    """An asset check computed after publishing, from what the tables hold: ``check(run, published_days)``."""
+    """An asset check computed after publishing, from what the tables hold: ``check(run, published_days)``.
+
+    In a multi-day run each published day gets its own evaluation (so every partition shows its state)."""
 
     name: str
-    check: Callable[[Run, list[DayOutcome]], dg.AssetCheckResult]
+    check: Callable[[Run, list[DayOutcome]], Verdict]
     description: str
     blocking: bool = True
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
 
 
 @dataclass(frozen=True)
@@ -163,6 +175,13 @@ class TableSpec:
     def partitioned(self) -> bool:
         return self.partition_column is not None
 
+    @property
+    def all_checks(self) -> tuple[ReadBackCheck, ...]:
+        """The spec's read-back checks and the column-schema check every table gets."""
+        from medallion_assets.quality.checks import column_schema_change
+
+        return (*self.checks, column_schema_change(self.table))
+
 
 # -- the sequence -------------------------------------------------------------------------------------------
 def publish(run: Run) -> Iterator[dg.MaterializeResult]:
@@ -185,7 +204,10 @@ def publish(run: Run) -> Iterator[dg.MaterializeResult]:
         published = [o.day for o in outcomes if o.passed]
         write = _write_table(run, checked, outcomes, note) if checked is not None and published else None
         samples = _samples(run, checked, [o.day for o in outcomes if not o.passed and not o.refusal])
-        check_results = [c.check(run, [o for o in outcomes if o.passed]) for c in spec.checks] if published else []
+        verdicts = (
+            {c.name: c.check(run, [o for o in outcomes if o.passed]) for c in spec.all_checks} if published else {}
+        )
+        check_results = _read_back_results(run, outcomes, verdicts)
     yield from _finish(run, outcomes, write, q_write, samples, check_results)
 
 
@@ -390,7 +412,9 @@ def _finish(
         metadata={**gate_metadata(outcomes), "refused_partitions": dg.MetadataValue.json([o.day for o in refused])},
         description=message or f"every partition passed {outcomes[0].threshold:.0%}",
     )
-    yield dg.MaterializeResult(asset_key=spec.key, metadata=meta, check_results=[gate, *check_results])
+    # A multi-day run judged each day with its own evaluation; a summary would be an extra, partition-less one.
+    summary = [gate] if not (spec.partitioned and len(outcomes) > 1) else []
+    yield dg.MaterializeResult(asset_key=spec.key, metadata=meta, check_results=[*summary, *check_results])
     if spec.quarantine and spec.quarantine.split("/") in [k.path for k in context.selected_asset_keys]:
         yield dg.MaterializeResult(
             asset_key=dg.AssetKey(spec.quarantine.split("/")),
@@ -399,6 +423,45 @@ def _finish(
                 **_write_metadata(run.store, q_write),
             },
         )
+
+
+def _read_back_results(
+    run: Run, outcomes: Sequence[DayOutcome], verdicts: Mapping[str, Verdict]
+) -> list[dg.AssetCheckResult]:
+    """One result per check for a single-day or whole-table run; else one evaluation per published day (every
+    day up to ``MEDALLION_GATE_EVENTS_MAX_DAYS``, failed days only beyond)."""
+    spec, results = run.spec, []
+    published = [o.day for o in outcomes if o.passed]
+    per_day = spec.partitioned and len(outcomes) > 1
+    for check in spec.all_checks:
+        verdict = verdicts.get(check.name)
+        if verdict is None:
+            continue
+        failed = {str(k): v for k, v in verdict.failed.items()}
+        metadata = {
+            **{k: _metadata_value(v) for k, v in verdict.metadata.items()},
+            "failed": dg.MetadataValue.json(failed),
+        }
+        if not per_day:
+            results.append(
+                dg.AssetCheckResult(
+                    asset_key=spec.key, check_name=check.name, passed=not failed, severity=check.severity,
+                    metadata=metadata, description=check.description,
+                )
+            )  # fmt: skip
+            continue
+        days = (
+            published if len(published) <= run.settings.gate_events_max_days else [d for d in published if d in failed]
+        )
+        for day in days:
+            run.context.log_event(
+                dg.AssetCheckEvaluation(
+                    asset_key=spec.key, check_name=check.name, passed=day not in failed, partition=day,
+                    severity=check.severity, metadata={"failed": dg.MetadataValue.json(failed.get(day))},
+                    description=check.description,
+                )
+            )  # fmt: skip
+    return results
 
 
 def _log_gate_evaluations(run: Run, outcomes: Sequence[DayOutcome]) -> list[DayOutcome]:
@@ -443,6 +506,7 @@ def _per_partition_metadata(run: Run, outcomes: Sequence[DayOutcome]) -> None:
         figures = {k: _metadata_value(v) for k, v in o.figures().items()}
         figures["dagster/row_count"] = dg.MetadataValue.int(now.get(o.day, 0))
         figures["passed"] = dg.MetadataValue.bool(o.passed)
+        figures.update({k: _metadata_value(v) for k, v in run.day_report.get(o.day, {}).items()})
         run.context.add_asset_metadata(figures, asset_key=run.spec.key, partition_key=o.day)
 
 
@@ -531,11 +595,13 @@ def _gated_asset(spec: TableSpec) -> dg.AssetsDefinition:
                 skippable=True,
             )
         )
+    # Every check is judged per day (a multi-day run logs one evaluation per day; see _read_back_results).
     checks = [dg.AssetCheckSpec(GATE_CHECK, asset=spec.key, partitions_def=partitions)] + [
-        dg.AssetCheckSpec(c.name, asset=spec.key, partitions_def=partitions, blocking=c.blocking,
-                          description=c.description)
-        for c in spec.checks
-    ]  # fmt: skip
+        dg.AssetCheckSpec(
+            c.name, asset=spec.key, partitions_def=partitions, blocking=c.blocking, description=c.description
+        )
+        for c in spec.all_checks
+    ]
 
     @dg.multi_asset(
         name=spec.table.replace("/", "__"),

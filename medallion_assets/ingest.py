@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from medallion_assets.factory import Run
 
 LANDING = "landing"
+#: Per-partition metadata of a bronze materialization: the file set it read (the sensors compare theirs to it).
+FINGERPRINT = "landing_fingerprint"
 
 
 def listings(run: Run, source: str) -> list[DayListing]:
@@ -40,6 +42,7 @@ def listings(run: Run, source: str) -> list[DayListing]:
         run.context.log.warning(f"skipped landing entry {entry['file']}: {entry['reason']}")
     run.report["skipped_files"] = skipped
     for day in found:
+        run.day_report.setdefault(day.day, {})[FINGERPRINT] = day.fingerprint
         if not day.files:
             why = "; ".join(f"{s.relative} {s.reason}" for s in day.skipped)
             run.no_input[day.day] = f"no landing files in {day.folder}" + (f" ({why})" if why else "")

@@ -50,3 +50,24 @@ GOLD_FRESHNESS = dg.FreshnessPolicy.cron(
     deadline_cron="0 6 * * *", lower_bound_delta=timedelta(hours=6), timezone="UTC"
 )
 SILVER_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=27), warn_window=timedelta(hours=3))
+
+#: A table rebuilt whole when any upstream updates — eager, except that upstream days never built (a daily
+#: upstream always has some) do not hold it back; every upstream must exist, though.
+FOLLOWS_UPSTREAM = (
+    dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+    & dg.AutomationCondition.all_deps_match(~dg.AutomationCondition.missing())
+).with_label("follows upstream")
+
+
+def follows_upstream_days(lookback: timedelta | None = None) -> dg.AutomationCondition:
+    """A daily table rebuilt for the days whose upstream updated once every upstream of that day exists — any
+    day, or only the last ``lookback`` (for an unpartitioned upstream, whose update touches every day)."""
+    condition = (
+        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    )
+    if lookback is not None:
+        condition = dg.AutomationCondition.in_latest_time_window(lookback) & condition
+    return condition.with_label("follows upstream days")

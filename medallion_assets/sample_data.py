@@ -15,6 +15,7 @@ import json
 import os
 import random
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -132,6 +133,28 @@ def _day_orders(rng: random.Random, day: date, n: int, customers: int) -> tuple[
     return placed, updates
 
 
+def _with_faults(
+    rng: random.Random,
+    rows: list[Row],
+    faults: dict[str, tuple[Callable[[Row], Any], str | None]],
+    rates: dict[str, float],
+    rel: str,
+    report: GenerationReport,
+) -> list[Row | str]:
+    """``rows`` with each fault kind injected into its share of distinct rows (at least one), recorded in
+    ``report`` with the file ``rel`` and line number."""
+    out: list[Row | str] = list(rows)
+    taken: set[int] = set()
+    for kind, (mutate, rule) in faults.items():
+        count = round(rates[kind] * len(rows)) or (1 if rates[kind] > 0 else 0)
+        free = [i for i in range(len(rows)) if i not in taken]
+        for index in rng.sample(free, min(count, len(free))):
+            taken.add(index)
+            out[index] = mutate(dict(rows[index]))
+            report.faults.append(Fault(rel, index + 1, kind, rule))
+    return out
+
+
 def _write(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
@@ -159,17 +182,9 @@ def generate(
         day = start + timedelta(days=offset)
         rng = random.Random(f"{seed}:{day.isoformat()}")
         placed, updates = _day_orders(rng, day, orders_per_day, customers)
-        lines: list[str | Row] = list(placed)
-        taken: set[int] = set()
         folder = root / f"date={day.isoformat()}"
         rel = f"orders/date={day.isoformat()}/part-000.jsonl"
-        for kind, (mutate, rule) in FAULTS.items():
-            count = round(rates[kind] * len(placed)) or (1 if rates[kind] > 0 else 0)
-            free = [i for i in range(len(placed)) if i not in taken]
-            for index in rng.sample(free, min(count, len(free))):
-                taken.add(index)
-                lines[index] = mutate(dict(placed[index]))
-                report.faults.append(Fault(rel, index + 1, kind, rule))
+        lines = _with_faults(rng, placed, FAULTS, rates, rel, report)
         redelivered = rng.sample(updates, len(updates) // 20)
         files = {
             "part-000.jsonl": [x if isinstance(x, str) else json.dumps(x) for x in lines],
@@ -186,48 +201,84 @@ def generate(
     return report
 
 
+def sample_days(days: int, *, start: date | None = None, end: date | None = None) -> tuple[date, date]:
+    """The first and last sample day: ``days`` days ending ``end`` (default yesterday, UTC), or from ``start``."""
+    if start is None:
+        end = end or datetime.now(timezone.utc).date() - timedelta(days=1)
+        start = end - timedelta(days=days - 1)
+    return start, start + timedelta(days=days - 1)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--orders-per-day", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
-    parser.add_argument("--landing", default=os.environ.get("MEDALLION_LANDING_ROOT", "landing"))
-    parser.add_argument("--fault-rate", type=float, default=None, help="rate for every quarantining fault kind")
+    parser = argparse.ArgumentParser(
+        description="Write deterministic sample landing files (orders, customers, payments) with every fault a real "
+        "feed has. Day folders that already exist are kept: only missing days are written."
+    )
+    parser.add_argument("--days", type=int, default=7, help="how many days of files (default 7)")
+    parser.add_argument(
+        "--end", type=date.fromisoformat, default=None, help="the last day, YYYY-MM-DD (default: yesterday, UTC)"
+    )
+    parser.add_argument(
+        "--start", type=date.fromisoformat, default=None, help="the first day, YYYY-MM-DD, instead of --end"
+    )
+    parser.add_argument("--orders-per-day", type=int, default=400, help="new orders per day (default 400)")
+    parser.add_argument("--seed", type=int, default=42, help="same seed and days, same bytes (default 42)")
+    parser.add_argument(
+        "--landing",
+        default=os.environ.get("MEDALLION_LANDING_ROOT", "landing"),
+        help="the landing root (default: $MEDALLION_LANDING_ROOT, else ./landing)",
+    )
+    parser.add_argument(
+        "--fault-rate", type=float, default=None, help="rate of every quarantining order fault (default 0.002)"
+    )
     parser.add_argument("--customers", type=int, default=2000, help="customers in the customers feed (0: none)")
     parser.add_argument("--no-payments", action="store_true", help="write no payments feed")
-    parser.add_argument("--clean", action="store_true", help="remove existing order and customer files first")
+    parser.add_argument("--replace", action="store_true", help="rewrite sample day folders that already exist")
     args = parser.parse_args(argv)
-    if args.clean:
-        shutil.rmtree(Path(args.landing) / "orders", ignore_errors=True)
-        shutil.rmtree(Path(args.landing) / "customers", ignore_errors=True)
-        shutil.rmtree(Path(args.landing) / "payments", ignore_errors=True)
-    rates = None
-    if args.fault_rate is not None:
-        rates = {kind: args.fault_rate for kind, (_, rule) in FAULTS.items() if rule}
-    report = generate(
-        args.landing,
-        days=args.days,
-        orders_per_day=args.orders_per_day,
-        seed=args.seed,
-        start=args.start,
-        rates=rates,
-        progress=True,
+    start, end = sample_days(args.days, start=args.start, end=args.end)
+    landing = Path(args.landing)
+    rates = (
+        {kind: args.fault_rate for kind, (_, rule) in FAULTS.items() if rule} if args.fault_rate is not None else None
     )
-    if not args.no_payments:
-        payments = generate_payments(
-            args.landing, days=args.days, orders_per_day=args.orders_per_day, seed=args.seed, start=args.start
-        )
-        print(f"wrote {payments.lines} payment events under {Path(args.landing).resolve()}/payments")
-    if args.customers:
-        n = generate_customers(args.landing, days=args.days, customers=args.customers, seed=args.seed, start=args.start)
-        print(f"wrote {n} customer rows under {Path(args.landing).resolve()}/customers")
+    with tempfile.TemporaryDirectory(prefix=".sample-", dir=_existing(landing)) as scratch:
+        report = generate(
+            scratch, days=args.days, orders_per_day=args.orders_per_day, seed=args.seed, start=start, rates=rates,
+            progress=True,
+        )  # fmt: skip
+        if not args.no_payments:
+            generate_payments(scratch, days=args.days, orders_per_day=args.orders_per_day, seed=args.seed, start=start)
+        if args.customers:
+            generate_customers(scratch, days=args.days, customers=args.customers, seed=args.seed, start=start)
+        written, kept = _move_days(Path(scratch), landing, replace=args.replace)
     quarantining = sum(1 for f in report.faults if f.rule)
     print(
-        f"wrote {len(report.files)} files, {report.lines} lines under {Path(args.landing).resolve()}/orders "
-        f"({quarantining} rows that must be quarantined, {len(report.faults) - quarantining} accepted oddities)"
+        f"sample days {start}..{end} under {landing.resolve()}: {len(written)} day folders written"
+        + (f", {len(kept)} already there and kept (--replace rewrites them)" if kept else "")
+        + f"; orders: {quarantining} rows that must be quarantined, {len(report.faults) - quarantining} oddities"
     )
     return 0
+
+
+def _existing(landing: Path) -> Path:
+    landing.mkdir(parents=True, exist_ok=True)
+    return landing
+
+
+def _move_days(scratch: Path, landing: Path, *, replace: bool) -> tuple[list[str], list[str]]:
+    """Move each generated day folder into place whole (a sensor never sees half a day); keep existing ones."""
+    written, kept = [], []
+    for folder in sorted(scratch.glob("*/date=*")):
+        target = landing / folder.parent.name / folder.name
+        name = f"{folder.parent.name}/{folder.name}"
+        if target.exists() and not replace:
+            kept.append(name)
+            continue
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(folder, target)
+        written.append(name)
+    return written, kept
 
 
 SEGMENTS = ("consumer", "corporate", "enterprise", "public_sector", "small_business")
@@ -348,16 +399,8 @@ def generate_payments(
         placed, updates = _day_orders(random.Random(f"{seed}:{day.isoformat()}"), day, orders_per_day, customers)
         latest = {u["order_id"]: u for u in [*placed, *updates]}  # updates come in lifecycle order
         rng = random.Random(f"payments:{seed}:{day.isoformat()}")
-        events: list[Row | str] = list(_day_payments(rng, day, list(latest.values())))
         rel = f"payments/date={day.isoformat()}/payments-000.jsonl"
-        taken: set[int] = set()
-        for kind, (mutate, rule) in PAYMENT_FAULTS.items():
-            count = round(rates[kind] * len(events)) or (1 if rates[kind] > 0 else 0)
-            free = [i for i in range(len(events)) if i not in taken]
-            for index in rng.sample(free, min(count, len(free))):
-                taken.add(index)
-                events[index] = mutate(dict(events[index]))  # type: ignore[arg-type]
-                report.faults.append(Fault(rel, index + 1, kind, rule))
+        events = _with_faults(rng, _day_payments(rng, day, list(latest.values())), PAYMENT_FAULTS, rates, rel, report)
         lines = [e if isinstance(e, str) else json.dumps(e) for e in events]
         redelivered = [json.dumps(e) for e in rng.sample([e for e in events if isinstance(e, dict)], len(events) // 25)]
         for name, content in (("payments-000.jsonl", lines), ("payments-001.jsonl", redelivered)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from resources.delta_store import DeltaTableStore
+from resources.settings import Settings
 
 #: Each published table and its quarantine table, if it has one.
 TABLES: dict[str, str | None] = {
@@ -11,9 +12,12 @@ TABLES: dict[str, str | None] = {
     "gold/daily_sales": "quarantine/daily_sales",
     "bronze/customers": None,
     "silver/dim_customer": "quarantine/customers",
-    "gold/fact_orders": None,
+    "gold/fact_orders": "quarantine/fact_orders",
     "gold/dim_date": None,
     "gold/customer_ltv": None,
+    "bronze/payments": None,
+    "silver/payments": "quarantine/payments",
+    "gold/payment_reconciliation": "quarantine/payment_reconciliation",
     "monitoring/pipeline_runs": None,
 }
 
@@ -40,7 +44,7 @@ def summary(store: DeltaTableStore) -> list[dict[str, object]]:
 
 
 def main() -> int:
-    store = DeltaTableStore()
+    store = DeltaTableStore(root=Settings.from_env().lakehouse_root)
     rows = summary(store)
     print(f"lakehouse: {store.root_uri}")
     print(f"{'table':<26} {'rows':>10} {'quarantined':>12} {'delta_version':>14}")

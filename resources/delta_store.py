@@ -193,9 +193,17 @@ class DeltaTableStore(dg.ConfigurableResource):
         columns = self.delta_table(table).metadata().partition_columns
         return columns[0] if columns else None
 
-    def columns(self, table: str) -> list[tuple[str, str]]:
-        """``(name, Arrow type)`` of each column of ``table``, from its Delta schema."""
-        return [(f.name, str(f.type)) for f in pa.schema(self.delta_table(table).schema().to_arrow())]
+    def columns(self, table: str, *, version: int | None = None) -> list[tuple[str, str]]:
+        """``(name, Arrow type)`` of each column of ``table`` (at ``version``; none before the first)."""
+        if version is not None and version < 0:
+            return []
+        dt = DeltaTable(self.table_uri(table), version=version, storage_options=self.storage_options or None)
+        return [(f.name, str(f.type)) for f in pa.schema(dt.schema().to_arrow())]
+
+    def version_before(self, table: str, run_id: str) -> int:
+        """The version of ``table`` before the first commit whose note names ``run_id`` (-1: none before)."""
+        mine = [int(c["version"]) for c in self.history(table, 50) if run_id in str(c.get("userMetadata") or "")]
+        return (min(mine) if mine else (self.version(table) or 0) + 1) - 1
 
     def history(self, table: str, limit: int | None = None) -> list[dict[str, Any]]:
         """Commit history, newest first (via ``deltalake``: Sail has no DESCRIBE HISTORY)."""

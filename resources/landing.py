@@ -6,8 +6,10 @@ symbolic link is followed — a linked file, day folder or source folder is skip
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -37,11 +39,12 @@ def is_in_flight(name: str) -> bool:
 
 @dataclass(frozen=True)
 class LandingFile:
-    """A regular file inside the root: its absolute path and its path relative to the root."""
+    """A regular file inside the root: its absolute path, its path relative to the root, size and mtime."""
 
     path: Path
     relative: str
     size: int
+    mtime_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,11 @@ class DayListing:
     folder: str
     files: tuple[LandingFile, ...]
     skipped: tuple[SkippedEntry, ...]
+
+    @property
+    def fingerprint(self) -> str:
+        """The day's file set (names, sizes, mtimes): the sensors' run keys and bronze's metadata use it."""
+        return files_fingerprint((f.path.name, f.size, f.mtime_ns) for f in self.files)
 
 
 class LandingZone(dg.ConfigurableResource):
@@ -111,12 +119,20 @@ class LandingZone(dg.ConfigurableResource):
             elif not stat.S_ISREG(info.st_mode):
                 skipped.append(SkippedEntry(relative, "is not a regular file"))
             else:
-                files.append(LandingFile(Path(entry.path), relative, info.st_size))
+                files.append(LandingFile(Path(entry.path), relative, info.st_size, info.st_mtime_ns))
         return DayListing(source, parse_day(day).isoformat(), relative_folder, tuple(files), tuple(skipped))
 
     def relative(self, path: Path) -> str:
         """A file's path relative to the landing root (what bronze records as ``_source_file``)."""
         return path.relative_to(self.root_path).as_posix()
+
+
+def files_fingerprint(files: Iterable[tuple[str, int, int]]) -> str:
+    """A short digest of ``(name, size, mtime_ns)`` of a day's ready files, in name order."""
+    digest = hashlib.sha1()
+    for name, size, mtime_ns in sorted(files):
+        digest.update(os.fsencode(name) + f"\0{size}\0{mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def _linked_parent(root: Path, folder: Path) -> SkippedEntry | None:

@@ -25,24 +25,22 @@ class SettingsError(MedallionError, ValueError):
     """A ``MEDALLION_*`` setting has a value the platform cannot use."""
 
 
-def _rate(name: str, raw: str) -> float:
+def _number(name: str, raw: str, *, low: float, high: float, what: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number between 0 and 1") from None
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise SettingsError(f"{name}={raw!r} is not a number between 0 and 1")
+        value = math.nan
+    if not low <= value <= high:  # also refuses nan
+        raise SettingsError(f"{name}={raw!r} is not {what}")
     return value
+
+
+def _rate(name: str, raw: str) -> float:
+    return _number(name, raw, low=0.0, high=1.0, what="a number between 0 and 1")
 
 
 def _seconds(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
-    if math.isnan(value) or value < 0 or math.isinf(value):
-        raise SettingsError(f"{name}={raw!r} is not a non-negative number of seconds")
-    return value
+    return _number(name, raw, low=0.0, high=1e12, what="a non-negative number of seconds")
 
 
 def _whole(name: str, raw: str) -> int:
@@ -80,6 +78,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "MEDALLION_LAKEHOUSE_ROOT": ("lakehouse_root", _text),
     "MEDALLION_START_DATE": ("start_date", _day),
     "MEDALLION_SETTLE_SECONDS": ("settle_seconds", _seconds),
+    "MEDALLION_SENSOR_INTERVAL_SECONDS": ("sensor_interval_seconds", _whole),
     "MEDALLION_GATE_EVENTS_MAX_DAYS": ("gate_events_max_days", _whole),
     "MEDALLION_MIN_VOLUME_SHARE": ("min_volume_share", _rate),
     "MEDALLION_MAX_PARTITIONS_PER_RUN": ("max_partitions_per_run", _whole),
@@ -98,6 +97,8 @@ class Settings(dg.ConfigurableResource):
     #: ``layer`` or ``layer/table`` → minimum pass rate; layers default to bronze 0.90, silver 0.95, gold 0.98
     thresholds: dict[str, float] = {}
     settle_seconds: float = 30.0
+    #: how often the landing sensors and declarative automation are evaluated
+    sensor_interval_seconds: int = 10
     gate_events_max_days: int = 31
     #: a re-run may not shrink a published day below this share of its rows without an explicit decision
     min_volume_share: float = 0.5

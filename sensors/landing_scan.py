@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from resources.landing import SOURCE_EXTENSIONS, is_in_flight
+from resources.landing import SOURCE_EXTENSIONS, files_fingerprint, is_in_flight
 
 _DAY_DIR = re.compile(r"date=([0-9]{4}-[0-9]{2}-[0-9]{2})", re.ASCII)
 #: How many recently requested days keep their fingerprint in the cursor (older ones fall back to run_key dedupe).
@@ -263,10 +263,7 @@ def _landed(child: os.DirEntry[str], rel: str, day: str, found: SourceScan) -> L
 
 def fingerprint(files: Iterable[LandedFile]) -> str:
     """Names, sizes and mtimes of a day's ready files (the same digest the sensor always used in run_keys)."""
-    digest = hashlib.sha1()
-    for f in sorted(files, key=lambda f: f.name):
-        digest.update(os.fsencode(f.name) + f"\0{f.size}\0{f.mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
+    return files_fingerprint((f.name, f.size, f.mtime_ns) for f in files)
 
 
 #: The fingerprint of a day folder without ready files.

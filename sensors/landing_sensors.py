@@ -1,29 +1,29 @@
 """File-arrival sensors: one per landing source, requesting runs for exactly the days whose files changed."""
 
 import logging
-import os
 import time
 from pathlib import Path
 
 import dagster as dg
 
-from medallion_assets.partitions import DAILY
+from medallion_assets.ingest import FINGERPRINT
+from medallion_assets.partitions import DAILY, SETTINGS
 from resources.landing import LandingZone
+from resources.settings import Settings
 from sensors.landing_scan import REPORTED_MAX, DayDue, ScanCursor, Skipped, plan_scan, scan_source, short_hash
 
-DEFAULT_SETTLE_SECONDS = 30.0
 #: Skipped entries logged one by one per tick at most; more are counted in one line.
 LOG_LINES = 20
 
 
 def automation_status() -> dg.DefaultSensorStatus:
     """RUNNING when ``MEDALLION_AUTOMATION=on`` (``make dev`` sets it), else STOPPED."""
-    on = os.environ.get("MEDALLION_AUTOMATION", "").lower() in ("1", "on", "true", "yes")
-    return dg.DefaultSensorStatus.RUNNING if on else dg.DefaultSensorStatus.STOPPED
+    return dg.DefaultSensorStatus.RUNNING if Settings.from_env().automation else dg.DefaultSensorStatus.STOPPED
 
 
 def settle_seconds() -> float:
-    return float(os.environ.get("MEDALLION_SETTLE_SECONDS", DEFAULT_SETTLE_SECONDS))
+    """``MEDALLION_SETTLE_SECONDS``, read at each tick."""
+    return Settings.from_env().settle_seconds
 
 
 def make_landing_sensor(source: str, job) -> dg.SensorDefinition:
@@ -36,7 +36,7 @@ def make_landing_sensor(source: str, job) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{source}_landing_sensor",
         job=job,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=SETTINGS.sensor_interval_seconds,
         default_status=automation_status(),
         description=f"Runs {job.name} for each day of {source} files that landed or changed (settled files only).",
     )
@@ -59,10 +59,34 @@ def evaluate(context: dg.SensorEvaluationContext, root: Path, source: str) -> dg
     planned = plan_scan(scanned, cursor, now_ns=time.time_ns(), settle_seconds=settle_seconds())
     for day in planned.removed:
         context.log.warning(f"{source}: day folder date={day} was removed; no run requested, built data is kept")
-    requests = [run_request(context, source, day) for day in planned.due]
+    built = already_built(context, source, planned.due)
+    requests = [run_request(context, source, day) for day in planned.due if day.day not in built]
     if not requests:
         return skip(f"no settled changes in {source}", planned.cursor)
     return dg.SensorResult(run_requests=requests, cursor=planned.cursor.dumps())
+
+
+def already_built(context: dg.SensorEvaluationContext, source: str, due: list[DayDue]) -> set[str]:
+    """Days whose bronze partition was last built from exactly this file set (e.g. by ``make dev``'s first
+    build or a run launched in the UI): nothing to run again."""
+    if not due:
+        return set()
+    try:
+        instance = context.instance
+    except dg.DagsterInvariantViolationError:  # evaluated without an instance (a unit test): nothing to compare
+        return set()
+    key = dg.AssetKey(["bronze", source])
+    built = set()
+    for day in due:
+        found = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day.day]), limit=1, ascending=False
+        ).records
+        meta = found[0].asset_materialization.metadata if found and found[0].asset_materialization else {}
+        if FINGERPRINT in meta and meta[FINGERPRINT].value == day.fingerprint:
+            built.add(day.day)
+    if built:
+        context.log.info(f"{source}: {len(built)} day(s) already built from the same files: {sorted(built)[:10]}")
+    return built
 
 
 def run_request(context: dg.SensorEvaluationContext, source: str, day: DayDue) -> dg.RunRequest:

@@ -50,31 +50,34 @@ def amount(value: str | None) -> Decimal | None:
         return None
 
 
-def valid_orders(landing: Path, day: str) -> list[dict]:
-    """Every line of the day that meets the contract, as typed dicts with file and line."""
-    out = []
-    for path in ready_files(landing, day):
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
+def json_objects(paths: list[Path]):
+    """(path, line number, object) for every line of ``paths`` that is a JSON object."""
+    for path in paths:
+        for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if not isinstance(obj, dict):
-                continue
-            row = {k: text(obj.get(k)) for k in (*REQUIRED, "currency")}
-            if any(row[k] is None or not row[k].strip() for k in REQUIRED):
-                continue
-            order_ts, updated_at, amt = ts(row["order_ts"]), ts(row["updated_at"]), amount(row["amount"])
-            currency = row["currency"] or "USD"
-            if order_ts is None or updated_at is None or order_ts.date() != date.fromisoformat(day):
-                continue
-            if row["status"] not in STATUSES or amt is None or not (0 < amt < 1_000_000):
-                continue
-            if not re.fullmatch(r"[A-Z]{3}", currency):
-                continue
-            out.append({**row, "amount": amt, "updated_at": updated_at, "file": path.name, "line": number})
+            if isinstance(obj, dict):
+                yield path, number, obj
+
+
+def valid_orders(landing: Path, day: str) -> list[dict]:
+    """Every line of the day that meets the contract, as typed dicts with file and line."""
+    out = []
+    for path, number, obj in json_objects(ready_files(landing, day)):
+        row = {k: text(obj.get(k)) for k in (*REQUIRED, "currency")}
+        if any(row[k] is None or not row[k].strip() for k in REQUIRED):
+            continue
+        order_ts, updated_at, amt = ts(row["order_ts"]), ts(row["updated_at"]), amount(row["amount"])
+        currency = row["currency"] or "USD"
+        if order_ts is None or updated_at is None or order_ts.date() != date.fromisoformat(day):
+            continue
+        if row["status"] not in STATUSES or amt is None or not (0 < amt < 1_000_000):
+            continue
+        if not re.fullmatch(r"[A-Z]{3}", currency):
+            continue
+        out.append({**row, "amount": amt, "updated_at": updated_at, "file": path.name, "line": number})
     return out
 
 
@@ -121,25 +124,18 @@ def latest_payments(landing: Path, day: str) -> pd.DataFrame:
     """Valid payment events of the day's files, the latest per payment (paid_at, then file, then line)."""
     rows = []
     folder = landing / "payments" / f"date={day}"
-    for path in sorted(p for p in folder.iterdir() if p.suffix in (".jsonl", ".json")):
-        for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if not isinstance(obj, dict):
-                continue
-            row = {k: text(obj.get(k)) for k in PAYMENT_FIELDS}
-            if any(row[k] is None or not row[k].strip() for k in PAYMENT_FIELDS):
-                continue
-            paid_at, amt = ts(row["paid_at"]), amount(row["amount"])
-            if paid_at is None or paid_at.date() != date.fromisoformat(day) or amt is None or not 0 < amt < 1_000_000:
-                continue
-            if not re.fullmatch(r"[A-Z]{3}", row["currency"]) or row["method"] not in METHODS:
-                continue
-            if row["status"] not in PAYMENT_STATUSES:
-                continue
-            rows.append({**row, "amount": amt, "paid_at": paid_at, "file": path.name, "line": number})
+    for path, number, obj in json_objects(sorted(p for p in folder.iterdir() if p.suffix in (".jsonl", ".json"))):
+        row = {k: text(obj.get(k)) for k in PAYMENT_FIELDS}
+        if any(row[k] is None or not row[k].strip() for k in PAYMENT_FIELDS):
+            continue
+        paid_at, amt = ts(row["paid_at"]), amount(row["amount"])
+        if paid_at is None or paid_at.date() != date.fromisoformat(day) or amt is None or not 0 < amt < 1_000_000:
+            continue
+        if not re.fullmatch(r"[A-Z]{3}", row["currency"]) or row["method"] not in METHODS:
+            continue
+        if row["status"] not in PAYMENT_STATUSES:
+            continue
+        rows.append({**row, "amount": amt, "paid_at": paid_at, "file": path.name, "line": number})
     df = pd.DataFrame(rows).sort_values(["payment_id", "paid_at", "file", "line"])
     return df.groupby("payment_id").tail(1).reset_index(drop=True)
 

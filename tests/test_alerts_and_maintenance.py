@@ -18,8 +18,9 @@ from medallion_assets.definitions import ASSETS
 from medallion_assets.maintenance import LOG_TABLE, maintenance_job
 from medallion_assets.sample_data import FAULTS, generate
 from resources.alerts import AlertWebhook
-from sensors.alert_sensors import quality_gate_alert, run_failure_alert
+from sensors.alert_sensors import quality_gate_alert
 
+from .alerting import alert_failed_run
 from .conftest import materialize_days
 
 BAD = {**{k: 0.0 for k in FAULTS}, "unknown_status": 0.2}
@@ -53,16 +54,7 @@ def test_a_real_failed_run_posts_an_alert(resources, landing_root, tmp_path, web
     with dg.DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
         result = materialize_days(resources, "2024-01-02", instance=instance)
         assert not result.success
-        run = instance.get_run_by_id(result.run_id)
-        failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
-        context = dg.build_run_status_sensor_context(
-            sensor_name="run_failure_alert",
-            dagster_instance=instance,
-            dagster_run=run,
-            dagster_event=failure,
-            resources={"alerts": AlertWebhook(url=url)},
-        ).for_run_failure()
-        run_failure_alert(context)
+        alert_failed_run(instance, result, AlertWebhook(url=url))
     [alert] = received
     assert alert["kind"] == "run_failure" and alert["run_id"] == result.run_id
     assert alert["failed_assets"] == ["silver/orders"] and alert["partitions"] == ["2024-01-02"]
@@ -143,15 +135,7 @@ def failed_run_alert(asset: dg.AssetsDefinition, tmp_path: Path, url: str) -> No
     with dg.DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
         result = dg.materialize([asset], instance=instance, raise_on_error=False)
         assert not result.success
-        failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
-        context = dg.build_run_status_sensor_context(
-            sensor_name="run_failure_alert",
-            dagster_instance=instance,
-            dagster_run=instance.get_run_by_id(result.run_id),
-            dagster_event=failure,
-            resources={"alerts": AlertWebhook(url=url)},
-        ).for_run_failure()
-        run_failure_alert(context)
+        alert_failed_run(instance, result, AlertWebhook(url=url))
 
 
 def test_a_failure_alert_carries_the_cause_of_a_user_code_error(tmp_path, webhook) -> None:

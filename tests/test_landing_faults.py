@@ -99,7 +99,7 @@ def test_line_accounting_catches_a_line_ingested_twice(resources, store, landing
     result = materialize_days(resources, DAY, selection="silver/orders")
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert not checks["row_accounting"].passed
-    assert "part-000.jsonl" in json.dumps(checks["row_accounting"].metadata["mismatches"].value)
+    assert "part-000.jsonl" in json.dumps(checks["row_accounting"].metadata["failed"].value)
 
 
 @pytest.mark.parametrize("link", ["file", "day_folder", "source_folder"])

@@ -84,3 +84,21 @@ def test_cli_writes_day_folders(tmp_path: Path, capsys) -> None:
         "date=2024-03-01",
     ]
     assert "must be quarantined" in capsys.readouterr().out
+    assert {p.name for p in tmp_path.iterdir()} == {"orders", "customers", "payments"}  # no scratch left behind
+
+
+def test_cli_keeps_existing_days_and_defaults_to_the_days_up_to_yesterday(tmp_path: Path, capsys) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    mine = tmp_path / "orders" / f"date={yesterday}" / "from-the-user.jsonl"
+    mine.parent.mkdir(parents=True)
+    mine.write_text('{"order_id": "mine"}\n')
+    assert main(["--days", "2", "--orders-per-day", "5", "--landing", str(tmp_path), "--customers", "0"]) == 0
+    days = sorted(p.name for p in (tmp_path / "orders").iterdir())
+    assert days == [f"date={yesterday - timedelta(days=1)}", f"date={yesterday}"]
+    assert [p.name for p in mine.parent.iterdir()] == ["from-the-user.jsonl"]  # the user's day is kept as it is
+    assert "1 already there and kept" in capsys.readouterr().out
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "orders").rglob("*.json*")}
+    assert main(["--days", "2", "--orders-per-day", "5", "--landing", str(tmp_path), "--customers", "0"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "orders").rglob("*.json*")} == before  # nothing rewritten

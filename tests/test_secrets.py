@@ -26,8 +26,8 @@ from resources.errors import EngineConfigError
 from resources.landing import LandingZone
 from resources.run_guard import RunGuard
 from resources.settings import Settings
-from sensors.alert_sensors import run_failure_alert
 
+from .alerting import alert_failed_run
 from .conftest import materialize_days
 
 MARK = uuid.uuid4().hex[:12]
@@ -60,15 +60,7 @@ def files_holding(root: Path, needles: tuple[str, ...]) -> dict[str, list[str]]:
 
 def alert_for(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> None:
     """Run the failure sensor on a failed run, alerting through ``MEDALLION_ALERT_WEBHOOK`` (a closed port)."""
-    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
-    context = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_alert",
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(result.run_id),
-        dagster_event=failure,
-        resources={"alerts": AlertWebhook.from_env()},
-    ).for_run_failure()
-    run_failure_alert(context)
+    alert_failed_run(instance, result, AlertWebhook.from_env())
 
 
 @dg.asset

@@ -1,9 +1,10 @@
 """Checks on what was published, read back from the tables: line and row accounting, unique keys, and pandera
 models over the published partitions."""
 
+import re
 from collections.abc import Sequence
 from functools import reduce
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pandera.errors
@@ -19,10 +20,10 @@ if TYPE_CHECKING:
     from medallion_assets.factory import ReadBackCheck, Run
 
 
-def _result(run: "Run", name: str, passed: bool, metadata: dict, description: str) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        asset_key=run.spec.key, check_name=name, passed=passed, metadata=metadata, description=description
-    )
+def _day_of(source_file: str) -> str | None:
+    """The landing day of a ``_source_file`` (``orders/date=2024-01-02/a.jsonl`` → ``2024-01-02``)."""
+    match = re.search(r"/date=(\d{4}-\d{2}-\d{2})/", source_file)
+    return match.group(1) if match else None
 
 
 def _counts(run: "Run", table: str, day_column: str, days: Sequence[str], *by: str) -> list[dict]:
@@ -40,29 +41,28 @@ def _duplicate_lines(run: "Run", table: str, day_column: str, days: Sequence[str
     return extra
 
 
+def _by_day(per_file: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for file, value in per_file.items():
+        out.setdefault(_day_of(file) or "?", {})[file] = value
+    return out
+
+
 def line_accounting(table: str, day_column: str) -> "ReadBackCheck":
     """Every non-blank landed line of each published day is in the bronze table exactly once."""
-    from medallion_assets.factory import ReadBackCheck
+    from medallion_assets.factory import ReadBackCheck, Verdict
 
-    def check(run: "Run", published: list[DayOutcome]) -> dg.AssetCheckResult:
+    def check(run: "Run", published: list[DayOutcome]) -> Verdict:
         days = [o.day for o in published]
-        folders = tuple(f"/date={d}/" for d in days)
-        landed = {f: n for f, n in run.report.get("landed_lines", {}).items() if any(d in f for d in folders)}
-        if not days:
-            return _result(run, "line_accounting", True, {"days_checked": 0}, "no day published")
+        landed = {f: n for f, n in run.report.get("landed_lines", {}).items() if _day_of(f) in days}
         read_back = {r["_source_file"]: r["count"] for r in _counts(run, table, day_column, days, "_source_file")}
         off = {
             f: {"landed": landed.get(f, 0), "bronze": read_back.get(f, 0)}
             for f in sorted(set(landed) | set(read_back))
             if landed.get(f, 0) != read_back.get(f, 0)
         }
-        duplicates = _duplicate_lines(run, table, day_column, days)
-        return _result(
-            run, "line_accounting", not off and not duplicates,
-            {"days_checked": len(days), "files_checked": len(landed), "mismatches": dg.MetadataValue.json(off),
-             "duplicated_lines": dg.MetadataValue.json(duplicates)},
-            "every non-blank landed line is in bronze exactly once, per file, read back",
-        )  # fmt: skip
+        twice = {f: {"lines_in_bronze_twice": n} for f, n in _duplicate_lines(run, table, day_column, days).items()}
+        return Verdict(_by_day({**off, **twice}), {"days_checked": len(days), "files_checked": len(landed)})
 
     return ReadBackCheck("line_accounting", check, "every non-blank landed line is in bronze exactly once")
 
@@ -70,12 +70,10 @@ def line_accounting(table: str, day_column: str) -> "ReadBackCheck":
 def row_accounting(bronze: str, silver: str, quarantine: str, day_column: str) -> "ReadBackCheck":
     """bronze rows = silver rows + quarantined rows + superseded rows per published day, read back; and no
     bronze line appears twice (a copy would otherwise hide as a superseded version)."""
-    from medallion_assets.factory import ReadBackCheck
+    from medallion_assets.factory import ReadBackCheck, Verdict
 
-    def check(run: "Run", published: list[DayOutcome]) -> dg.AssetCheckResult:
+    def check(run: "Run", published: list[DayOutcome]) -> Verdict:
         days = [o.day for o in published]
-        if not days:
-            return _result(run, "row_accounting", True, {"days_checked": 0}, "no day published")
         per_table = [
             run.store.read(run.spark, t, partition_column=day_column, days=days)
             .groupBy(day_column).count().withColumn("table", F.lit(t))
@@ -84,46 +82,51 @@ def row_accounting(bronze: str, silver: str, quarantine: str, day_column: str) -
         counts: dict[str, dict[str, int]] = {t: {} for t in (bronze, silver, quarantine)}
         for r in reduce(DataFrame.unionByName, per_table).collect():
             counts[r["table"]][r[day_column].isoformat()] = r["count"]
-        broken = {
-            o.day: {
-                "bronze": counts[bronze].get(o.day, 0), "silver": counts[silver].get(o.day, 0),
-                "quarantine": counts[quarantine].get(o.day, 0), "superseded": o.stats.superseded,
-            }
-            for o in published
-            if counts[bronze].get(o.day, 0)
-            != counts[silver].get(o.day, 0) + counts[quarantine].get(o.day, 0) + o.stats.superseded
-        }  # fmt: skip
-        duplicates = _duplicate_lines(run, bronze, day_column, days)
-        if duplicates:
-            broken["lines_in_bronze_twice"] = duplicates
-        return _result(
-            run, "row_accounting", not broken,
-            {"days_checked": len(days), "mismatches": dg.MetadataValue.json(broken)},
-            "bronze = silver + quarantine + superseded per published day, no bronze line twice; read back",
-        )  # fmt: skip
+        failed: dict[str, Any] = {}
+        for o in published:
+            b, s, q = (counts[t].get(o.day, 0) for t in (bronze, silver, quarantine))
+            if b != s + q + o.stats.superseded:
+                failed[o.day] = {"bronze": b, "silver": s, "quarantine": q, "superseded": o.stats.superseded}
+        for day, files in _by_day(_duplicate_lines(run, bronze, day_column, days)).items():
+            failed.setdefault(day, {})["lines_in_bronze_twice"] = files
+        return Verdict(failed, {"days_checked": len(days)})
 
     return ReadBackCheck("row_accounting", check, "bronze = silver + quarantine + superseded, per published day")
 
 
 def key_unique(table: str, key: str, day_column: str) -> "ReadBackCheck":
     """No key appears twice within a published day."""
-    from medallion_assets.factory import ReadBackCheck
+    from medallion_assets.factory import ReadBackCheck, Verdict
 
-    name = f"{key}_unique"
-
-    def check(run: "Run", published: list[DayOutcome]) -> dg.AssetCheckResult:
+    def check(run: "Run", published: list[DayOutcome]) -> Verdict:
         days = [o.day for o in published]
-        if not days:
-            return _result(run, name, True, {"days_checked": 0}, "no day published")
         rows = run.store.read(run.spark, table, partition_column=day_column, days=days)
         dupes = rows.groupBy(day_column, key).count().filter(F.col("count") > 1)
-        sample = [f"{r[day_column]}:{r[key]}" for r in dupes.limit(5).collect()]
-        return _result(
-            run, name, not sample, {"days_checked": len(days), "duplicate_sample": dg.MetadataValue.json(sample)},
-            f"{key} is unique within each published day",
-        )  # fmt: skip
+        failed: dict[str, list[str]] = {}
+        for r in dupes.limit(100).collect():
+            failed.setdefault(r[day_column].isoformat(), []).append(str(r[key]))
+        return Verdict(failed, {"days_checked": len(days)})
 
-    return ReadBackCheck(name, check, f"{key} is unique within each published day")
+    return ReadBackCheck(f"{key}_unique", check, f"{key} is unique within each published day")
+
+
+def column_schema_change(table: str) -> "ReadBackCheck":
+    """No column of the table disappeared or changed type since the version before this run's write (new
+    columns are schema evolution, listed but allowed)."""
+    from medallion_assets.factory import ReadBackCheck, Verdict
+
+    def check(run: "Run", published: list[DayOutcome]) -> Verdict:
+        now = dict(run.store.columns(table))
+        before = dict(run.store.columns(table, version=run.store.version_before(table, run.run_id)))
+        changed = {c: {"was": t, "now": now.get(c)} for c, t in before.items() if now.get(c) != t}
+        added = sorted(set(now) - set(before))
+        failed = {o.day: changed for o in published} if changed and before else {}
+        return Verdict(failed, {"added_columns": added, "changed_columns": changed})
+
+    return ReadBackCheck(
+        "column_schema_change", check, column_schema_change.__doc__ or "", blocking=False,
+        severity=dg.AssetCheckSeverity.WARN,
+    )  # fmt: skip
 
 
 def pandera_check(
@@ -139,15 +142,23 @@ def pandera_check(
         partitions_def=partitions_def,
         description=f"{model.__name__} (pandera: types, nullability, keys) on the published rows of {table}",
     )
-    def _check(context: dg.AssetCheckExecutionContext, store: DeltaTableStore) -> dg.AssetCheckResult:
+    def _check(context: dg.AssetCheckExecutionContext, store: DeltaTableStore):
         if not store.exists(table):
-            return dg.AssetCheckResult(passed=False, metadata={"error": f"{table} does not exist"})
+            yield dg.AssetCheckResult(passed=False, metadata={"error": f"{table} does not exist"})
+            return
         dt = store.delta_table(table)
         days = list(context.partition_keys) if partition_column and context.has_partition_key_range else None
         filters = [(partition_column, "in", days)] if days else None
         frame = arrow_frame(dt.to_pyarrow_table(partitions=filters))
+        if days and len(days) > 1:  # one evaluation per day, so each partition shows its own state
+            for day in days:
+                result = validate(model, frame[frame[partition_column].astype(str) == day])
+                yield dg.AssetCheckEvaluation(
+                    asset_key=key, check_name="pandera_schema", passed=result.passed, partition=day,
+                    metadata=result.metadata,
+                )  # fmt: skip
         result = validate(model, frame)
-        return dg.AssetCheckResult(
+        yield dg.AssetCheckResult(
             passed=result.passed, metadata={**result.metadata, "partitions": dg.MetadataValue.json(days or [])}
         )
 

@@ -1,0 +1,216 @@
+"""``medallion``: the command line for the common cases, where Dagster's CLI is clumsy.
+
+    medallion run --day 2024-01-02                 # every table, one day, one run
+    medallion run --from 2024-01-01 --to 2024-01-07
+    medallion run --day 2024-01-02 --select 'bronze/orders,silver/orders'
+    medallion status                               # rows, quarantined rows and Delta version per table
+
+A run covers every selected table in one Dagster run in lineage order — customers before the orders fact that
+looks them up, a whole range in one engine pass — recorded in the instance at ``DAGSTER_HOME`` (so it shows in
+the UI), with one progress line per step and a one-line error for a day outside the partitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import date
+
+from resources.errors import MedallionError
+from resources.partition_keys import parse_day
+
+EXIT_USAGE = 2
+INVOCATION_TAG = "medallion/cli_invocation"
+
+
+class UsageError(MedallionError):
+    """A command-line argument the run cannot use (printed as one line)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("RUST_LOG", "warn")  # the embedded engine's start-up chatter
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.command(args)
+    except (UsageError, MedallionError) as exc:
+        print(f"medallion: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medallion", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="command")
+    run = commands.add_parser("run", help="materialize the tables for a day or a range of days, in one run")
+    when = run.add_mutually_exclusive_group(required=True)
+    when.add_argument("--day", type=str, help="one day, YYYY-MM-DD")
+    when.add_argument("--from", dest="first", type=str, help="the first day of a range, YYYY-MM-DD (with --to)")
+    run.add_argument("--to", dest="last", type=str, help="the last day of the range, YYYY-MM-DD")
+    run.add_argument("--select", default="*", help="a Dagster asset selection (default '*': every table)")
+    run.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="let this run replace a published day with an empty or much smaller one (tag medallion/allow_shrink)",
+    )
+    run.set_defaults(command=_run)
+    status = commands.add_parser("status", help="rows, quarantined rows and Delta version of every table")
+    status.set_defaults(command=_status)
+    return parser
+
+
+def days_of(first: str, last: str | None) -> tuple[date, date]:
+    """The run's first and last day, validated against the daily partitions (one-line errors)."""
+    from medallion_assets.partitions import DAILY, SETTINGS
+
+    start, end = parse_day(first), parse_day(last or first)
+    if end < start:
+        raise UsageError(f"--to {end} is before --from {start}")
+    lowest, highest = parse_day(DAILY.get_first_partition_key()), parse_day(DAILY.get_last_partition_key())
+    if start < lowest:
+        raise UsageError(
+            f"{start} is before the first daily partition {lowest}: set MEDALLION_START_DATE (now "
+            f"{SETTINGS.start_date}) to {start} or earlier to build older days"
+        )
+    if end > highest:
+        raise UsageError(f"{end} is after the last daily partition {highest} (today, UTC)")
+    return start, end
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.first and not args.last:
+        raise UsageError("--from needs --to")
+    start, end = days_of(args.day or args.first, args.last)
+    import dagster as dg
+
+    from medallion_assets.definitions import ASSETS, CHECKS, defs
+    from medallion_assets.quiet import chosen_dagster_apis
+
+    invocation = uuid.uuid4().hex
+    tags = {
+        "dagster/asset_partition_range_start": str(start),
+        "dagster/asset_partition_range_end": str(end),
+        INVOCATION_TAG: invocation,
+    }
+    if args.allow_shrink:
+        tags["medallion/allow_shrink"] = "true"
+    instance = _instance()
+    print(f"medallion: {args.select} for {start}" + (f"..{end}" if end != start else "") + f" ({_where(instance)})")
+    progress = Progress(instance, invocation)
+    progress.start()
+    started = time.perf_counter()
+    try:
+        with chosen_dagster_apis():
+            result = dg.materialize(
+                [*ASSETS, *CHECKS],
+                instance=instance,
+                resources=defs.resources,
+                selection=_executable(args.select, defs),
+                tags=tags,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            )
+    finally:
+        progress.stop()
+    seconds = time.perf_counter() - started
+    if result.success:
+        print(f"medallion: run {result.run_id} succeeded in {seconds:.1f} s")
+        return 0
+    print(f"medallion: run {result.run_id} failed after {seconds:.1f} s: {_failure(result)}", file=sys.stderr)
+    return 1
+
+
+def _executable(select: str, defs) -> list:
+    """The tables ``select`` names that a run can build (the run log is written by the others, not built)."""
+    import dagster as dg
+
+    graph = defs.resolve_asset_graph()
+    keys = dg.AssetSelection.from_coercible(select).resolve(graph)
+    chosen = sorted(k for k in keys if graph.get(k).is_executable)
+    if not chosen:
+        raise UsageError(f"--select {select!r} names no table")
+    return chosen
+
+
+def _instance():
+    import dagster as dg
+
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        os.makedirs(home, exist_ok=True)
+        return dg.DagsterInstance.get()
+    print("medallion: DAGSTER_HOME is not set: this run is not recorded (make dev uses ./.dagster_home)")
+    return dg.DagsterInstance.ephemeral()
+
+
+def _where(instance) -> str:
+    home = os.environ.get("DAGSTER_HOME")
+    return f"recorded in {home}" if home and not instance.is_ephemeral else "not recorded"
+
+
+def _failure(result) -> str:
+    """The first failed step and its error's innermost message."""
+    for event in result.all_events:
+        if event.is_step_failure and event.event_specific_data.error:
+            error = event.event_specific_data.error
+            while error.cause is not None:
+                error = error.cause
+            return f"{event.step_key}: {error.message.strip().splitlines()[0]}"
+    return "see the run's log in the UI"
+
+
+class Progress:
+    """Prints one line per finished step of this invocation's run, polling the instance's event log."""
+
+    def __init__(self, instance, invocation: str, interval: float = 0.5) -> None:
+        self._instance = instance
+        self._invocation = invocation
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._cursor: str | None = None
+        self._run_id: str | None = None
+        self._started = time.perf_counter()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._report()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._report()
+
+    def _report(self) -> None:
+        import dagster as dg
+
+        if self._run_id is None:
+            runs = self._instance.get_runs(filters=dg.RunsFilter(tags={INVOCATION_TAG: self._invocation}), limit=1)
+            if not runs:
+                return
+            self._run_id = runs[0].run_id
+        ended = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+        page = self._instance.get_records_for_run(self._run_id, cursor=self._cursor, of_type=ended)
+        self._cursor = page.cursor
+        for record in page.records:
+            event = record.event_log_entry.dagster_event
+            mark = "ok" if event.event_type == dg.DagsterEventType.STEP_SUCCESS else "FAILED"
+            elapsed = time.perf_counter() - self._started
+            print(f"  {mark:<6} {event.step_key.replace('__', '/'):<40} {elapsed:6.1f} s", flush=True)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from medallion_assets import summary
+
+    return summary.main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
