@@ -14,15 +14,14 @@ from typing import Any
 import dagster as dg
 
 from medallion_assets import definitions
-from medallion_assets.bronze import bronze_orders
-from medallion_assets.gold import gold_daily_sales
-from medallion_assets.silver import silver_orders
 from resources.delta_store import DeltaTableStore
 from resources.engine import SparkEngine
 from resources.landing import LandingZone
+from resources.run_guard import RunGuard
+from resources.settings import Settings
 
 #: The orders graph only: the project's other assets (customers, star schema) are not part of this benchmark.
-ORDERS = (bronze_orders, silver_orders, gold_daily_sales)
+ORDERS = tuple(definitions.ORDERS_ASSETS)
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
@@ -55,6 +54,8 @@ def run(landing: str, lakehouse: str, instance_dir: str, first: str, last: str) 
         "engine": SparkEngine(mode="sail"),
         "store": DeltaTableStore(root=lakehouse),
         "landing": LandingZone(root=landing),
+        "settings": Settings.from_env(),
+        "run_guard": RunGuard(),
     }
     Path(instance_dir).mkdir(parents=True, exist_ok=True)
     instance = dg.DagsterInstance.local_temp(tempdir=instance_dir)

@@ -1,26 +1,49 @@
 """The same reads and writes as the orders graph on Sail, with no Dagster, no gates and no checks.
 
-Reuses the product's pure transforms, its bronze file reader and the Delta table store directly: bronze,
-quarantine/orders, silver/orders and gold/daily_sales are written exactly as the assets write them (silver's
-validated rows staged once, as the asset does); the gate statistics, run log, read-back checks and pandera
-checks are left out. Key discovery is its own pass here (the asset reads keys off its gate statistics pass).
+Reuses the product's landing reader, pure transforms, rule evaluation and the Delta table store directly:
+bronze, quarantine/orders, silver/orders and gold/daily_sales are written exactly as the assets write them (the
+landing lines staged as Parquet, the parse staged once, silver's evaluated rows staged once); the gate
+statistics, run log, read-back checks and pandera checks are left out.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from medallion_assets import orders_contract as contract
-from medallion_assets import transforms
-from medallion_assets.bronze import read_lines
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from medallion_assets import orders, transforms
+from medallion_assets.factory import checked_rows, published_rows, quarantine_rows
+from medallion_assets.json_source import bronze_frame
+from medallion_assets.orders_contract import CONTRACT
 from resources.delta_store import DeltaTableStore
 from resources.engine import SparkEngine
 from resources.landing import LandingZone
+from resources.landing_files import read_json_lines
 from resources.partition_keys import day_range
 
-PART = contract.PARTITION_COLUMN
+PART = CONTRACT.partition_column
+
+
+def landing_lines(zone: LandingZone, days: list[str], folder: str) -> int:
+    """Every ready file's lines, numbered, as one Parquet file each (what the bronze read hook stages)."""
+    n = 0
+    for day in days:
+        for file in zone.listing("orders", day).files:
+            batches, _ = read_json_lines(file)
+            if not batches:
+                continue
+            table = pa.Table.from_batches(batches)
+            rows = len(table)
+            table = table.add_column(0, PART, pa.array([date.fromisoformat(day)] * rows, pa.date32()))
+            table = table.add_column(1, "_source_file", pa.array([file.relative] * rows, pa.string()))
+            pq.write_table(table, f"{folder}/part-{n:05d}.parquet", compression="none")
+            n += 1
+    return n
 
 
 def run(landing: str, lakehouse: str, first: str, last: str) -> dict[str, Any]:
@@ -41,23 +64,27 @@ def run(landing: str, lakehouse: str, first: str, last: str) -> dict[str, Any]:
     spark = engine.get_session()
     lap("engine_start")
     now = datetime.now(timezone.utc)
-    lines, _ = read_lines(spark, zone, days)
-    parsed = transforms.parsed_lines(lines)
-    extras = transforms.extra_columns(r.key for r in transforms.json_keys(parsed).collect())
-    bronze = transforms.bronze_orders(lines, extras=extras, ingested_at=now)
-    store.replace_partitions("bronze/orders", bronze, partition_column=PART, days=days)
+    with store.scratch("landing_orders") as folder:
+        Path(folder).mkdir(parents=True)
+        landing_lines(zone, days, folder)
+        with store.staged(
+            transforms.parse_lines(spark.read.parquet(folder), CONTRACT.fields), name="orders_parsed"
+        ) as parsed:
+            bronze, _ = bronze_frame(CONTRACT, parsed, ingested_at=now)
+            store.replace_partitions("bronze/orders", bronze, partition_column=PART, days=days)
     lap("bronze")
     bronze = store.read(spark, "bronze/orders", partition_column=PART, days=days)
-    # Like the asset: quarantine and silver both read the validated rows, so they are staged once (on Sail,
-    # two writes from the unstaged frame compute it, window sort included, twice: slower, see BENCHMARKS.md).
-    with store.staged(transforms.validated_orders(bronze), name="silver_orders") as validated:
-        quarantine = transforms.quarantined_orders(validated, bronze.columns, quarantined_at=now)
+    checked = checked_rows(orders.SILVER_SPEC, transforms.typed_rows(bronze, CONTRACT.typed()))
+    with store.staged(checked, name="silver_orders") as validated:
+        quarantine = quarantine_rows(validated, quarantined_at=now, run_id="bench")
         store.replace_partitions("quarantine/orders", quarantine, partition_column=PART, days=days)
-        silver = transforms.silver_orders(validated)
-        store.replace_partitions("silver/orders", silver, partition_column=PART, days=days)
+        store.replace_partitions(
+            "silver/orders", published_rows(orders.SILVER_SPEC, validated), partition_column=PART, days=days
+        )
     lap("silver")
     silver = store.read(spark, "silver/orders", partition_column=PART, days=days)
-    store.replace_partitions("gold/daily_sales", transforms.daily_sales(silver), partition_column=PART, days=days)
+    gold = orders.daily_sales(None, {orders.SILVER: silver})
+    store.replace_partitions("gold/daily_sales", gold, partition_column=PART, days=days)
     lap("gold")
     seconds = time.perf_counter() - started
     engine.stop()

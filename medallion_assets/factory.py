@@ -207,8 +207,10 @@ def publish(run: Run) -> Iterator[dg.MaterializeResult]:
         verdicts = (
             {c.name: c.check(run, [o for o in outcomes if o.passed]) for c in spec.all_checks} if published else {}
         )
-        check_results = _read_back_results(run, outcomes, verdicts)
+        check_results, blocked = _read_back_results(run, outcomes, verdicts)
     yield from _finish(run, outcomes, write, q_write, samples, check_results)
+    if blocked:  # logged per day, so Dagster cannot gate on them: stop downstream steps as a blocking check does
+        raise dg.Failure(description=f"blocking checks failed after publishing: {'; '.join(blocked)}")
 
 
 def _upstream_refusals(run: Run, days: Sequence[str]) -> dict[str, str]:
@@ -427,10 +429,10 @@ def _finish(
 
 def _read_back_results(
     run: Run, outcomes: Sequence[DayOutcome], verdicts: Mapping[str, Verdict]
-) -> list[dg.AssetCheckResult]:
+) -> tuple[list[dg.AssetCheckResult], list[str]]:
     """One result per check for a single-day or whole-table run; else one evaluation per published day (every
-    day up to ``MEDALLION_GATE_EVENTS_MAX_DAYS``, failed days only beyond)."""
-    spec, results = run.spec, []
+    day up to ``MEDALLION_GATE_EVENTS_MAX_DAYS``, failed days only beyond) and the blocking checks that failed."""
+    spec, results, blocked = run.spec, [], []
     published = [o.day for o in outcomes if o.passed]
     per_day = spec.partitioned and len(outcomes) > 1
     for check in spec.all_checks:
@@ -451,7 +453,7 @@ def _read_back_results(
             )  # fmt: skip
             continue
         days = (
-            published if len(published) <= run.settings.gate_events_max_days else [d for d in published if d in failed]
+            published if len(outcomes) <= run.settings.gate_events_max_days else [d for d in published if d in failed]
         )
         for day in days:
             run.context.log_event(
@@ -461,7 +463,9 @@ def _read_back_results(
                     description=check.description,
                 )
             )  # fmt: skip
-    return results
+        if failed and check.blocking and check.severity == dg.AssetCheckSeverity.ERROR:
+            blocked.append(f"{spec.table} {check.name} on {', '.join(sorted(failed))}")
+    return results, blocked
 
 
 def _log_gate_evaluations(run: Run, outcomes: Sequence[DayOutcome]) -> list[DayOutcome]:

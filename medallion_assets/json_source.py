@@ -160,7 +160,7 @@ def bronze_spec(contract: JsonContract) -> TableSpec:
     """``bronze/<source>``: every non-blank line of every ready file of the day."""
 
     def build(run: Run, upstream: Mapping[str, DataFrame]) -> DataFrame:
-        parsed = run.stage(transforms.parse_lines(upstream[LANDING]), f"{contract.source}_parsed")  # parse once
+        parsed = run.stage(transforms.parse_lines(upstream[LANDING], contract.fields), f"{contract.source}_parsed")
         bronze, extras = bronze_frame(contract, parsed, ingested_at=run.started_at)
         run.report["extra_fields"] = sorted(extras.values())
         return bronze

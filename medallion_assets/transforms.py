@@ -16,19 +16,25 @@ from pyspark.sql import functions as F
 from medallion_assets.quality.rules import is_valid
 
 WORKING_PREFIX = "t_"
-JSON = f"{WORKING_PREFIX}json"
+FIELDS = f"{WORKING_PREFIX}fields"
+KEYS = f"{WORKING_PREFIX}keys"
 RANK = f"{WORKING_PREFIX}version_rank"
 
 
 # -- bronze ---------------------------------------------------------------------------------------------------
-def parse_lines(lines: DataFrame) -> DataFrame:
-    """Landing lines plus ``t_json``: the line as a map of top-level field → raw text (null: not an object)."""
-    return lines.select("*", F.from_json("value", "map<string,string>").alias(JSON))
+def parse_lines(lines: DataFrame, fields: Iterable[str]) -> DataFrame:
+    """Landing lines plus ``t_fields`` (the contract fields of a JSON object line, each as its raw text) and
+    ``t_keys`` (the line's top-level keys; null when the line is not a JSON object).
+
+    Two parses per line, both needed once: a struct parse (cheap field access, unlike map lookups) and the key
+    list, which tells objects from other JSON and finds fields outside the contract. Stage the result."""
+    struct = ", ".join(f"`{f.replace('`', '``')}` string" for f in fields)
+    return lines.select("*", F.from_json("value", struct).alias(FIELDS), F.json_object_keys("value").alias(KEYS))
 
 
 def json_keys(parsed: DataFrame) -> set[str]:
     """Every top-level key seen across ``parsed`` lines."""
-    return {r.key for r in parsed.select(F.explode(F.map_keys(JSON)).alias("key")).distinct().collect()}
+    return {r.key for r in parsed.select(F.explode(KEYS).alias("key")).distinct().collect()}
 
 
 def extra_columns(fields: Iterable[str], reserved: Iterable[str], keys: Iterable[str]) -> dict[str, str]:
@@ -49,17 +55,25 @@ def bronze_columns(
     parsed: DataFrame, *, day_column: str, fields: Iterable[str], extras: Mapping[str, str], ingested_at: datetime
 ) -> DataFrame:
     """Bronze rows from parsed lines: each field's raw JSON text (numbers a double would rewrite come from the
-    exact reading, ``_exact``), ``_corrupt_record`` for a line that is not a JSON object, audit columns."""
-    exact, json = F.col("_exact"), F.col(JSON)
+    exact reading, ``_exact``), ``_corrupt_record`` for a line that is not a JSON object, audit columns. Fields
+    outside the contract are parsed only on the lines that have some."""
+    fields = list(fields)
+    exact, parsed_fields, keys = F.col("_exact"), F.col(FIELDS), F.col(KEYS)
+    extra = None
+    if extras:
+        struct = ", ".join(f"`{k.replace('`', '``')}` string" for k in extras)
+        contract = F.array(*(F.lit(f) for f in fields)).cast("array<string>")
+        has_extra = F.size(F.array_except(keys, contract)) > F.lit(0)
+        extra = F.when(has_extra, F.from_json("value", struct))
 
-    def field(key: str) -> Column:
-        return F.when(exact.isNotNull(), exact.getItem(key)).otherwise(json.getItem(key))
+    def field(key: str, source: Column) -> Column:
+        return F.when(exact.isNotNull(), exact.getItem(key)).otherwise(source.getField(key))
 
     return parsed.select(
         F.col(day_column),
-        *(field(f).alias(f) for f in fields),
-        *(field(key).alias(name) for key, name in extras.items()),
-        F.when(json.isNull() & F.col("value").isNotNull(), F.col("value")).alias("_corrupt_record"),
+        *(field(f, parsed_fields).alias(f) for f in fields),
+        *(field(key, extra).alias(name) for key, name in extras.items()),
+        F.when(keys.isNull() & F.col("value").isNotNull(), F.col("value")).alias("_corrupt_record"),
         "_invalid_utf8",
         "_source_file",
         "_line_number",

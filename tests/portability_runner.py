@@ -90,7 +90,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     spark = session(args.engine)
     lines_path, records_path = landing_parquet(LandingZone(root=args.landing), args.days.split(","), out)
-    bronze, _ = bronze_frame(CONTRACT, transforms.parse_lines(spark.read.parquet(str(lines_path))), ingested_at=NOW)
+    bronze, _ = bronze_frame(
+        CONTRACT, transforms.parse_lines(spark.read.parquet(str(lines_path)), CONTRACT.fields), ingested_at=NOW
+    )
     checked = checked_rows(orders.SILVER_SPEC, transforms.typed_rows(bronze, CONTRACT.typed()))
     silver = published_rows(orders.SILVER_SPEC, checked)
     dim_rows = checked_rows(customers.DIM_SPEC, customers_contract.typed(spark.read.parquet(str(records_path))))

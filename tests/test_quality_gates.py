@@ -160,14 +160,14 @@ def test_pandera_reports_failure_cases() -> None:
             }
         )
     )
-    result = validate(SilverOrders, silver)
-    assert not result.passed
+    result, failed_days = validate(SilverOrders, silver, day_column="order_date")
+    assert not result.passed and set(failed_days) == {"2024-01-02"}
     failed = set(result.metadata["failed_checks"].value)
     assert "not_nullable" in failed and "multiple_fields_uniqueness" in failed
     assert result.metadata["failure_count"].value >= 3
-    assert validate(SilverOrders, silver.iloc[:1]).passed
+    assert validate(SilverOrders, silver.iloc[:1])[0].passed
     wrong_type = arrow_frame(pa.table({**{c: silver[c].iloc[:1].tolist() for c in silver.columns}, "amount": [1.5]}))
-    assert not validate(SilverOrders, wrong_type).passed
+    assert not validate(SilverOrders, wrong_type)[0].passed
 
 
 def test_pandera_check_runs_on_the_published_table(resources, store, landing_root) -> None:
@@ -188,7 +188,7 @@ def test_pandera_check_runs_on_the_published_table(resources, store, landing_roo
     [evaluation] = result.get_asset_check_evaluations()
     assert evaluation.check_name == "pandera_schema" and not evaluation.passed
     assert "not_nullable" in evaluation.metadata["failed_checks"].value
-    assert validate(GoldDailySales, arrow_frame(gold.to_pyarrow_table()).iloc[0:0]).passed
+    assert validate(GoldDailySales, arrow_frame(gold.to_pyarrow_table()).iloc[0:0])[0].passed
 
 
 @pytest.mark.parametrize("table", ["quarantine/orders", "quarantine/daily_sales"])
@@ -202,3 +202,20 @@ def test_quarantine_tables_carry_reasons_time_and_run(resources, store, landing_
     q = DeltaTable(store.table_uri(table)).to_pandas()
     assert {"_quarantine_reasons", "_quarantined_at", "_run_id", "order_date"} <= set(q.columns)
     assert set(q["_run_id"]) == {result.run_id} and q["_quarantine_reasons"].map(len).min() >= 1
+
+
+def test_a_blocking_check_failing_in_a_range_run_stops_the_next_layer(resources, store, landing_root) -> None:
+    from deltalake import write_deltalake
+
+    for day in DAYS:
+        write_day(landing_root, day, bad=False)
+    assert materialize_days(resources, DAYS[0], DAYS[-1], selection="bronze/orders").success
+    bronze = DeltaTable(store.table_uri("bronze/orders"))
+    line = bronze.to_pyarrow_table(partitions=[("order_date", "=", BAD_DAY)]).slice(0, 1)
+    write_deltalake(store.table_uri("bronze/orders"), line, mode="append")  # a line in bronze twice
+    result = materialize_days(resources, DAYS[0], DAYS[-1], selection=["silver/orders", "gold/daily_sales"])
+    assert not result.success
+    evaluations = {(e.check_name, e.partition): e.passed for e in result.get_asset_check_evaluations()}
+    assert evaluations[("row_accounting", BAD_DAY)] is False and evaluations[("row_accounting", DAYS[0])] is True
+    assert "row_accounting on 2024-01-02" in result.failure_data_for_node("silver__orders").error.message
+    assert not store.exists("gold/daily_sales")  # the next layer did not run

@@ -59,7 +59,7 @@ def lines(spark: SparkSession, tmp_path: Path):
 
 
 def bronze(df: DataFrame) -> DataFrame:
-    return bronze_frame(contract.CONTRACT, transforms.parse_lines(df), ingested_at=NOW)[0]
+    return bronze_frame(contract.CONTRACT, transforms.parse_lines(df, contract.FIELDS), ingested_at=NOW)[0]
 
 
 def validated(df: DataFrame) -> DataFrame:

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from medallion_assets.quality.gate import DayOutcome
 from medallion_assets.quality.schemas import arrow_frame
 from resources.delta_store import DeltaTableStore
+from resources.settings import Settings
 
 if TYPE_CHECKING:
     from medallion_assets.factory import ReadBackCheck, Run
@@ -142,7 +143,7 @@ def pandera_check(
         partitions_def=partitions_def,
         description=f"{model.__name__} (pandera: types, nullability, keys) on the published rows of {table}",
     )
-    def _check(context: dg.AssetCheckExecutionContext, store: DeltaTableStore):
+    def _check(context: dg.AssetCheckExecutionContext, store: DeltaTableStore, settings: Settings):
         if not store.exists(table):
             yield dg.AssetCheckResult(passed=False, metadata={"error": f"{table} does not exist"})
             return
@@ -150,14 +151,13 @@ def pandera_check(
         days = list(context.partition_keys) if partition_column and context.has_partition_key_range else None
         filters = [(partition_column, "in", days)] if days else None
         frame = arrow_frame(dt.to_pyarrow_table(partitions=filters))
-        if days and len(days) > 1:  # one evaluation per day, so each partition shows its own state
-            for day in days:
-                result = validate(model, frame[frame[partition_column].astype(str) == day])
+        result, failed_days = validate(model, frame, day_column=partition_column)
+        if days and len(days) > 1:  # one evaluation per day (failed days only in long runs), as for every check
+            for day in days if len(days) <= settings.gate_events_max_days else sorted(failed_days):
                 yield dg.AssetCheckEvaluation(
-                    asset_key=key, check_name="pandera_schema", passed=result.passed, partition=day,
-                    metadata=result.metadata,
+                    asset_key=key, check_name="pandera_schema", passed=day not in failed_days, partition=day,
+                    metadata={"failed_checks": dg.MetadataValue.json(sorted(failed_days.get(day, ())))},
                 )  # fmt: skip
-        result = validate(model, frame)
         yield dg.AssetCheckResult(
             passed=result.passed, metadata={**result.metadata, "partitions": dg.MetadataValue.json(days or [])}
         )
@@ -165,13 +165,16 @@ def pandera_check(
     return _check
 
 
-def validate(model: type[pa.DataFrameModel], df) -> dg.AssetCheckResult:
-    """Run ``model`` lazily; failure cases (capped) go into the check's metadata."""
+def validate(
+    model: type[pa.DataFrameModel], df, *, day_column: str | None = None
+) -> tuple[dg.AssetCheckResult, dict[str, set[str]]]:
+    """Run ``model`` lazily, once; failure cases (capped) go into the check's metadata, and the failed checks
+    of each day (``day_column``'s value of the failing rows; a column-level failure counts for every day)."""
     try:
         model.validate(df, lazy=True)
     except pandera.errors.SchemaErrors as exc:
         cases = exc.failure_cases
-        return dg.AssetCheckResult(
+        result = dg.AssetCheckResult(
             passed=False,
             metadata={
                 "rows_checked": dg.MetadataValue.int(len(df)),
@@ -180,4 +183,18 @@ def validate(model: type[pa.DataFrameModel], df) -> dg.AssetCheckResult:
                 "failure_cases": dg.MetadataValue.md(cases.head(20).to_markdown(index=False)),
             },
         )
-    return dg.AssetCheckResult(passed=True, metadata={"rows_checked": dg.MetadataValue.int(len(df))})
+        return result, _failed_days(df, cases, day_column)
+    return dg.AssetCheckResult(passed=True, metadata={"rows_checked": dg.MetadataValue.int(len(df))}), {}
+
+
+def _failed_days(df, cases, day_column: str | None) -> dict[str, set[str]]:
+    if day_column is None or day_column not in df.columns:
+        return {}
+    days = df[day_column].astype(str)
+    everyday = set(days.unique())
+    failed: dict[str, set[str]] = {}
+    for check, index in zip(cases["check"], cases["index"], strict=True):
+        hit = {days.iloc[int(index)]} if index is not None and index == index else everyday
+        for day in hit:
+            failed.setdefault(day, set()).add(str(check))
+    return failed
