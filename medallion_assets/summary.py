@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from resources.delta_store import DeltaTableStore
+from resources.settings import Settings
 
 #: Each published table and its quarantine table, if it has one.
 TABLES: dict[str, str | None] = {
@@ -40,7 +41,7 @@ def summary(store: DeltaTableStore) -> list[dict[str, object]]:
 
 
 def main() -> int:
-    store = DeltaTableStore()
+    store = DeltaTableStore.for_root(Settings.from_env().lakehouse_root)
     rows = summary(store)
     print(f"lakehouse: {store.root_uri}")
     print(f"{'table':<26} {'rows':>10} {'quarantined':>12} {'delta_version':>14}")
