@@ -70,10 +70,11 @@ SCHEDULES = [orders_daily_schedule, maintenance_schedule]
 
 
 def build_resources() -> dict[str, object]:
-    """Engine, table store, landing zone, settings and alert webhook, configured from the environment."""
+    """Engine, table store, landing zone, settings and alert webhook, configured from the environment (the store's
+    object-store credentials as ``dagster.EnvVar``: ``AWS_*`` for an ``s3://`` lakehouse root)."""
     return {
         "engine": SparkEngine.from_env(),
-        "store": DeltaTableStore(root=SETTINGS.lakehouse_root),
+        "store": DeltaTableStore.for_root(SETTINGS.lakehouse_root),
         "landing": LandingZone(root=SETTINGS.landing_root),
         "settings": SETTINGS,
         "alerts": AlertWebhook.from_env(),

@@ -75,19 +75,11 @@ def _stage(run: Run, name: str, tables: Sequence[pa.Table], schema: pa.Schema) -
     if not tables:
         return run.spark.createDataFrame([], _spark_schema(schema))
     uri = run.scratch.enter_context(run.store.scratch(name))
-    filesystem, path = _filesystem(uri)
+    filesystem, path = run.store.filesystem(uri)  # the lakehouse's storage configuration, object stores included
     filesystem.create_dir(path, recursive=True)
     for i, table in enumerate(tables):
         pq.write_table(table.cast(schema), f"{path}/part-{i:05d}.parquet", filesystem=filesystem, compression="none")
     return run.spark.read.parquet(uri)
-
-
-def _filesystem(uri: str):
-    from pyarrow import fs
-
-    if "://" in uri:
-        return fs.FileSystem.from_uri(uri)
-    return fs.LocalFileSystem(), uri
 
 
 def _spark_schema(schema: pa.Schema) -> str:

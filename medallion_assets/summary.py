@@ -44,7 +44,7 @@ def summary(store: DeltaTableStore) -> list[dict[str, object]]:
 
 
 def main() -> int:
-    store = DeltaTableStore(root=Settings.from_env().lakehouse_root)
+    store = DeltaTableStore.for_root(Settings.from_env().lakehouse_root)
     rows = summary(store)
     print(f"lakehouse: {store.root_uri}")
     print(f"{'table':<26} {'rows':>10} {'quarantined':>12} {'delta_version':>14}")

@@ -1,8 +1,10 @@
 """The Delta table store: the only place that writes lakehouse tables.
 
 A table ``layer/name`` lives at ``<root>/<layer>/<name>``; the root comes from ``MEDALLION_LAKEHOUSE_ROOT``
-(default ``./.lakehouse``). Writes go through Spark (Sail, Spark Connect or Databricks); history and
-versions come from ``deltalake`` because Sail has no ``DESCRIBE HISTORY``.
+(default ``./.lakehouse``; ``s3://bucket/prefix`` and the other object stores of ``resources.storage`` too). Writes go
+through Spark (Sail, Spark Connect or Databricks); history and versions come from ``deltalake`` because Sail has no
+``DESCRIBE HISTORY``. One typed storage configuration (``storage_options``, ``client_options``: dagster-deltalake's
+configs) reaches ``deltalake``, pyarrow and the embedded Sail server alike.
 
 Sail gaps handled here and nowhere else:
 
@@ -38,8 +40,13 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pyarrow as pa
+from dagster_deltalake import DeltaTableResource
+from dagster_deltalake.config import AzureConfig, ClientConfig, GcsConfig, LocalConfig, S3Config
 from deltalake import DeltaTable, Field
+from pyarrow import fs
+from pydantic import Field as ConfigField
 
+from resources import storage
 from resources.errors import InvalidTableName
 from resources.partition_keys import is_contiguous, parse_days
 
@@ -129,11 +136,32 @@ def _lock_is_free(lock: Path) -> bool:
 
 
 class DeltaTableStore(dg.ConfigurableResource):
-    """Path-based Delta tables under one lakehouse root, with partition-safe write verbs."""
+    """Path-based Delta tables under one lakehouse root, with partition-safe write verbs.
+
+    ``storage_options`` is the root's typed storage configuration (as in dagster-deltalake's ``DeltaTableResource``;
+    secrets as ``dagster.EnvVar``). The default ``LocalConfig`` on an object-store root stands for "from the
+    provider's usual variables" (``resources.storage.storage_from_env``).
+    """
 
     root: str = ".lakehouse"
-    storage_options: dict[str, str] = {}
+    storage_options: LocalConfig | S3Config | AzureConfig | GcsConfig = ConfigField(
+        default_factory=LocalConfig, discriminator="provider"
+    )
+    client_options: ClientConfig | None = None
     commit_attempts: int = 5
+
+    @classmethod
+    def for_root(cls, root: str) -> DeltaTableStore:
+        """A store on ``root`` configured from the environment (``dagster.EnvVar`` for each credential that is set)."""
+        config, client = storage.storage_from_env(root), storage.client_from_env(root)
+        return cls(root=root, storage_options=config, client_options=client)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """On an object-store root, hand the storage configuration to the embedded Sail server (its environment)."""
+        if self.is_remote:
+            changed = storage.export_engine_environment(self.storage, self.client)
+            if changed:  # names only: values are secrets
+                LOG.info("object-store settings exported for the embedded engine: %s", ", ".join(changed))
 
     # -- locations ---------------------------------------------------------------------------------
     @property
@@ -141,6 +169,41 @@ class DeltaTableStore(dg.ConfigurableResource):
         """The lakehouse root (the definitions set it from ``MEDALLION_LAKEHOUSE_ROOT``)."""
         root = self.root
         return root.rstrip("/") if "://" in root else str(Path(root).expanduser().resolve())
+
+    @property
+    def is_remote(self) -> bool:
+        """True on an object-store root (no file locks there: Dagster pools serialize writers)."""
+        return "://" in self.root_uri
+
+    @property
+    def storage(self) -> storage.StorageConfig:
+        """The storage configuration in force for the root (checked against the root's scheme)."""
+        config = self.storage_options
+        if self.is_remote and config.provider == "local":
+            config = storage.storage_from_env(self.root_uri)
+        storage.check_matches(self.root_uri, config)
+        return config
+
+    @property
+    def client(self) -> ClientConfig | None:
+        """HTTP client settings: the configured ones, else from the environment (``AWS_ALLOW_HTTP``)."""
+        if self.client_options is not None or not self.is_remote:
+            return self.client_options
+        return storage.client_from_env(self.root_uri)
+
+    def _options(self) -> dict[str, str] | None:
+        return storage.deltalake_options(self.storage, self.client)
+
+    def filesystem(self, uri: str) -> tuple[fs.FileSystem, str]:
+        """A pyarrow filesystem for ``uri`` below the root with the store's storage configuration, and its path."""
+        return storage.arrow_filesystem(uri, self.storage, self.client)
+
+    def table_resource(self, table: str, *, version: int | None = None) -> DeltaTableResource:
+        """``table`` as dagster-deltalake's ``DeltaTableResource`` (same storage configuration, ``EnvVar`` secrets
+        kept unresolved), optionally pinned to a ``version``: for pandas/Arrow consumers outside the engine."""
+        return DeltaTableResource(
+            url=self.table_uri(table), storage_options=self.storage, client_options=self.client, version=version
+        )
 
     def table_uri(self, table: str) -> str:
         """Where ``layer/name`` lives."""
@@ -156,7 +219,7 @@ class DeltaTableStore(dg.ConfigurableResource):
         so writers of one table are serialized here; on object storage, Dagster pools (one writer per table,
         ``dagster.yaml``) do the same between runs.
         """
-        if "://" in self.root_uri:
+        if self.is_remote:
             yield
             return
         locks = Path(self.root_uri) / "_locks"
@@ -169,20 +232,33 @@ class DeltaTableStore(dg.ConfigurableResource):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def list_tables(self) -> list[str]:
-        """Every ``layer/name`` Delta table under a local root."""
+        """Every ``layer/name`` Delta table under the root."""
+        if self.is_remote:
+            return self._list_remote_tables()
         root = Path(self.root_uri)
-        if "://" in self.root_uri or not root.is_dir():
+        if not root.is_dir():
             return []
         names = (f"{p.parent.parent.name}/{p.parent.name}" for p in root.glob("*/*/_delta_log"))
         return sorted(n for n in names if _TABLE.fullmatch(n))
 
+    def _list_remote_tables(self) -> list[str]:
+        filesystem, root = self.filesystem(self.root_uri)
+        found = filesystem.get_file_info(fs.FileSelector(root, allow_not_found=True, recursive=False))
+        names = []
+        for layer in (i for i in found if i.type == fs.FileType.Directory and _COLUMN.fullmatch(i.base_name)):
+            tables = filesystem.get_file_info(fs.FileSelector(layer.path, recursive=False))
+            names += [f"{layer.base_name}/{t.base_name}" for t in tables if t.type == fs.FileType.Directory]
+        candidates = [n for n in names if _TABLE.fullmatch(n)]
+        logs = filesystem.get_file_info([f"{root}/{n}/_delta_log" for n in candidates])
+        return sorted(n for n, log in zip(candidates, logs, strict=True) if log.type == fs.FileType.Directory)
+
     # -- reads ---------------------------------------------------------------------------------------
     def exists(self, table: str) -> bool:
-        return DeltaTable.is_deltatable(self.table_uri(table), storage_options=self.storage_options or None)
+        return DeltaTable.is_deltatable(self.table_uri(table), storage_options=self._options())
 
     def delta_table(self, table: str) -> DeltaTable:
         """The delta-rs handle of ``table`` (history, maintenance, small reads)."""
-        return DeltaTable(self.table_uri(table), storage_options=self.storage_options or None)
+        return DeltaTable(self.table_uri(table), storage_options=self._options())
 
     def version(self, table: str) -> int | None:
         """The current Delta version of ``table``, or None when it does not exist."""
@@ -197,7 +273,7 @@ class DeltaTableStore(dg.ConfigurableResource):
         """``(name, Arrow type)`` of each column of ``table`` (at ``version``; none before the first)."""
         if version is not None and version < 0:
             return []
-        dt = DeltaTable(self.table_uri(table), version=version, storage_options=self.storage_options or None)
+        dt = DeltaTable(self.table_uri(table), version=version, storage_options=self._options())
         return [(f.name, str(f.type)) for f in pa.schema(dt.schema().to_arrow())]
 
     def version_before(self, table: str, run_id: str) -> int:
@@ -238,7 +314,7 @@ class DeltaTableStore(dg.ConfigurableResource):
         if owned is None:
             folder = f"{base}/{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             handle = None
-            if "://" not in base:
+            if not self.is_remote:
                 Path(folder).mkdir(parents=True, exist_ok=True)
                 handle = open(Path(folder) / OWNER_LOCK, "w")  # noqa: SIM115 - held for the process's life
                 fcntl.flock(handle, fcntl.LOCK_EX)
@@ -272,18 +348,19 @@ class DeltaTableStore(dg.ConfigurableResource):
             if "://" not in uri:
                 shutil.rmtree(uri, ignore_errors=not Path(uri).exists())
                 return
-            from pyarrow import fs
-
-            filesystem, path = fs.FileSystem.from_uri(uri)
-            filesystem.delete_dir(path)
+            filesystem, path = self.filesystem(uri)
+            if filesystem.get_file_info(path).type != fs.FileType.NotFound:
+                filesystem.delete_dir(path)
         except Exception as exc:  # never read again; the next run removes what is left
             LOG.warning("could not remove scratch %s: %s", uri, exc)
 
     def remove_dead_scratch(self, *, unowned_after_hours: float = 24) -> list[str]:
         """Remove scratch folders whose process has died (its ``.owner`` lock is free), and folders without an
         owner (object storage, older versions) older than ``unowned_after_hours``; return what was removed."""
+        if self.is_remote:
+            return self._remove_stale_remote_scratch(unowned_after_hours)
         scratch = Path(self.root_uri) / "_staging"
-        if "://" in self.root_uri or not scratch.is_dir():
+        if not scratch.is_dir():
             return []
         cutoff = time.time() - unowned_after_hours * 3600
         removed = []
@@ -293,6 +370,23 @@ class DeltaTableStore(dg.ConfigurableResource):
             if dead:
                 self._remove_scratch(str(path))
                 removed.append(path.name)
+        return sorted(removed)
+
+    def _remove_stale_remote_scratch(self, unowned_after_hours: float) -> list[str]:
+        """Object storage has no locks: a scratch folder whose newest object is older than the cutoff is dead
+        (a live step writes its scratch within minutes); this process's own folder is never removed."""
+        filesystem, scratch = self.filesystem(f"{self.root_uri}/_staging")
+        own = _SCRATCH_OWNERS.get(f"{self.root_uri}/_staging", ("", None))[0].rpartition("/")[2]
+        cutoff = time.time() - unowned_after_hours * 3600
+        removed = []
+        for folder in filesystem.get_file_info(fs.FileSelector(scratch, allow_not_found=True)):
+            if folder.type != fs.FileType.Directory or folder.base_name == own:
+                continue
+            files = filesystem.get_file_info(fs.FileSelector(folder.path, recursive=True))
+            newest = max((f.mtime.timestamp() for f in files if f.mtime is not None), default=0.0)
+            if newest < cutoff:
+                self._remove_scratch(f"{self.root_uri}/_staging/{folder.base_name}")
+                removed.append(folder.base_name)
         return sorted(removed)
 
     # -- writes --------------------------------------------------------------------------------------
@@ -411,7 +505,7 @@ class DeltaTableStore(dg.ConfigurableResource):
         data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(list(rows))
 
         def write() -> WriteResult:
-            write_deltalake(uri, data, mode="append", schema_mode="merge", storage_options=self.storage_options or None)
+            write_deltalake(uri, data, mode="append", schema_mode="merge", storage_options=self._options())
             return WriteResult(table, uri, self.version(table) or 0, "append")
 
         return with_commit_retries(

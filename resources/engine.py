@@ -3,25 +3,39 @@
 Engine choice is configuration, never code:
 
 * ``sail`` (default) — start the Sail Spark Connect server in this process on 127.0.0.1 (ephemeral port),
-  once per run process, and stop it at teardown;
+  once per run process, and stop it at teardown; ``sail_mode`` ``local`` (default) runs it as one engine,
+  ``local-cluster`` as a driver and ``sail_workers`` workers (each with ``sail_task_slots`` task slots) in this
+  process, talking RPC over 127.0.0.1; ``kubernetes-cluster`` is refused here (see ``deploy/engines/``);
 * ``connect`` — any Spark 4 Connect endpoint (``sc://host:port``), optional bearer token;
 * ``databricks`` — Databricks Connect to a cluster or serverless compute.
 
-Unset fields fall back to ``MEDALLION_ENGINE``, ``MEDALLION_SPARK_REMOTE`` and
-``MEDALLION_CONNECT_TIMEOUT_SECONDS`` at run time. In ``connect`` mode the endpoint must accept a TCP connection and
-complete the gRPC handshake within the connect timeout, and pyspark's retries of an unavailable endpoint stop after
-about a minute (its default is about ten). No URL with its token, and no token, is ever put in a message.
+Unset fields fall back to ``MEDALLION_ENGINE``, ``MEDALLION_SPARK_REMOTE``, ``MEDALLION_CONNECT_TIMEOUT_SECONDS``
+and ``MEDALLION_SAIL_MODE``/``_WORKERS``/``_TASK_SLOTS`` at run time (``from_env`` also checks them when the
+definitions load).
+
+pysail takes its configuration only from ``SAIL_*`` process environment variables (``SAIL_MODE``,
+``SAIL_CLUSTER__WORKER_INITIAL_COUNT``: the key ``cluster.worker_initial_count`` upper-cased, ``.`` → ``__``), read
+when the ``SparkConnectServer`` object is created (pysail 0.7.2: not at ``start()``). The engine sets the variables
+it manages for exactly that moment, under a lock, and restores the previous values: other ``SAIL_*`` variables of
+the process still apply, and nothing it sets outlives the server's start.
+
+In ``connect`` mode the endpoint must accept a TCP connection and complete the gRPC handshake within the connect
+timeout, and pyspark's retries of an unavailable endpoint stop after about a minute (its default is about ten).
+No URL with its token, and no token, is ever put in a message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
 import re
 import socket
+import threading
 import time
 import urllib.parse
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
@@ -53,6 +67,27 @@ DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
 RETRY_BUDGET_SECONDS = 60.0
 RETRY_MAX_BACKOFF_MS = 10_000
 
+SAIL_MODE_VAR = "MEDALLION_SAIL_MODE"
+SAIL_WORKERS_VAR = "MEDALLION_SAIL_WORKERS"
+SAIL_TASK_SLOTS_VAR = "MEDALLION_SAIL_TASK_SLOTS"
+SAIL_MODES: tuple[str, ...] = ("local", "local-cluster", "kubernetes-cluster")
+#: Upper bounds that keep a typo (``MEDALLION_SAIL_WORKERS=2000``) from starting thousands of in-process workers.
+MAX_SAIL_WORKERS = 64
+MAX_SAIL_TASK_SLOTS = 256
+#: Cluster RPC of the embedded ``local-cluster`` stays on the loopback interface, whatever the process inherited.
+LOOPBACK_CLUSTER = {
+    f"SAIL_CLUSTER__{role}_{side}_HOST": "127.0.0.1" for role in ("DRIVER", "WORKER") for side in ("LISTEN", "EXTERNAL")
+}
+KUBERNETES_EMBEDDED = (
+    "{name}=kubernetes-cluster cannot run in the embedded engine: Sail then launches worker pods through the "
+    "Kubernetes API and they must reach the driver, which needs a Sail server running in a pod with a service "
+    "account allowed to manage pods (outside Kubernetes its worker launches fail and are retried for minutes). "
+    "Deploy Sail's Spark Connect server on Kubernetes and point medallion at it: MEDALLION_ENGINE=connect "
+    "MEDALLION_SPARK_REMOTE=sc://<service>:50051 (deploy/engines/sail-kubernetes/README.md)"
+)
+#: pysail reads ``SAIL_*`` from the process environment only: one engine at a time may change it.
+_SAIL_ENV_LOCK = threading.Lock()
+
 
 class SparkEngine(dg.ConfigurableResource):
     """A lazily created Spark Connect session on Sail, a Connect endpoint or Databricks."""
@@ -66,6 +101,12 @@ class SparkEngine(dg.ConfigurableResource):
     databricks_serverless: bool = False
     connect_timeout_seconds: float | None = None
     spark_conf: dict[str, str] = {}
+    #: embedded Sail only: ``local`` (default), ``local-cluster`` or ``kubernetes-cluster`` (refused, see above)
+    sail_mode: str | None = None
+    #: ``local-cluster`` workers (initial = maximum); unset: Sail's default (4 initial, no maximum)
+    sail_workers: int | None = None
+    #: tasks each worker runs at once; unset: Sail's default (8)
+    sail_task_slots: int | None = None
 
     _server: Any = PrivateAttr(default=None)
     _session: Any = PrivateAttr(default=None)
@@ -76,7 +117,10 @@ class SparkEngine(dg.ConfigurableResource):
         kwargs: dict[str, Any] = {f: dg.EnvVar(v) for f, v in ENGINE_ENV_VARS.items() if os.environ.get(v)}
         if os.environ.get("DATABRICKS_SERVERLESS", "").lower() in ("1", "true", "yes"):
             kwargs["databricks_serverless"] = True
-        return cls(**kwargs)
+        engine = cls(**kwargs)
+        if engine.resolved_mode == "sail":
+            engine.sail_environment()  # a bad MEDALLION_SAIL_* fails the definitions load, naming the variable
+        return engine
 
     @property
     def resolved_mode(self) -> str:
@@ -93,6 +137,49 @@ class SparkEngine(dg.ConfigurableResource):
             return positive_seconds(self.connect_timeout_seconds, "connect_timeout_seconds")
         raw = os.environ.get(CONNECT_TIMEOUT_VAR, "").strip()
         return positive_seconds(raw, CONNECT_TIMEOUT_VAR) if raw else DEFAULT_CONNECT_TIMEOUT_SECONDS
+
+    @property
+    def resolved_sail_mode(self) -> str:
+        """The embedded Sail server's mode: the field, else ``MEDALLION_SAIL_MODE``, else ``local``."""
+        name, raw = self._sail_setting("sail_mode", SAIL_MODE_VAR)
+        mode = str(raw).strip().lower() or "local"
+        if mode not in SAIL_MODES:
+            raise EngineConfigError(f"{name}={raw!r} is not a Sail mode; expected one of {', '.join(SAIL_MODES)}")
+        return mode
+
+    def sail_environment(self) -> dict[str, str]:
+        """The ``SAIL_*`` variables the embedded server is created with; a clear error for a bad setting."""
+        mode_name, _ = self._sail_setting("sail_mode", SAIL_MODE_VAR)
+        mode = self.resolved_sail_mode
+        counts = {
+            "SAIL_CLUSTER__WORKER_INITIAL_COUNT": self._sail_count("sail_workers", SAIL_WORKERS_VAR, MAX_SAIL_WORKERS),
+            "SAIL_CLUSTER__WORKER_TASK_SLOTS": self._sail_count(
+                "sail_task_slots", SAIL_TASK_SLOTS_VAR, MAX_SAIL_TASK_SLOTS
+            ),
+        }
+        if mode == "kubernetes-cluster":
+            raise EngineConfigError(KUBERNETES_EMBEDDED.format(name=mode_name))
+        if mode == "local":
+            if given := [name for name, value in counts.values() if value is not None]:
+                raise EngineConfigError(
+                    f"{' and '.join(given)} set, but {mode_name} is local and worker settings apply to Sail's "
+                    f"cluster mode only: set {SAIL_MODE_VAR}=local-cluster or unset them"
+                )
+            return {"SAIL_MODE": "local"}
+        env = {"SAIL_MODE": mode, **LOOPBACK_CLUSTER}
+        env.update({key: str(value) for key, (_, value) in counts.items() if value is not None})
+        if "SAIL_CLUSTER__WORKER_INITIAL_COUNT" in env:
+            env["SAIL_CLUSTER__WORKER_MAX_COUNT"] = env["SAIL_CLUSTER__WORKER_INITIAL_COUNT"]
+        return env
+
+    def _sail_setting(self, field: str, var: str) -> tuple[str, Any]:
+        """``(name, value)`` of a Sail setting: the field when set, else its variable (``""`` when unset)."""
+        value = getattr(self, field)
+        return (field, value) if value is not None else (var, os.environ.get(var, "").strip())
+
+    def _sail_count(self, field: str, var: str, limit: int) -> tuple[str, int | None]:
+        name, raw = self._sail_setting(field, var)
+        return name, (whole_number(raw, name, limit) if raw != "" else None)
 
     def get_session(self) -> SparkSession:
         """The session for this run, created on first use (session time zone UTC)."""
@@ -131,12 +218,20 @@ class SparkEngine(dg.ConfigurableResource):
         return self._connect_session()
 
     def _start_sail(self) -> str:
+        """Create and start the embedded server with this engine's ``SAIL_*`` variables; its ``sc://`` URL."""
         from pysail.spark import SparkConnectServer
 
-        server = SparkConnectServer(ip="127.0.0.1", port=0)
-        server.start(background=True)
+        sail_env = self.sail_environment()
+        warn_overridden(sail_env)
+        with scoped_environment(sail_env):  # pysail 0.7.2 reads SAIL_* when the server object is created
+            try:
+                server = SparkConnectServer(ip="127.0.0.1", port=0)
+            except RuntimeError as exc:  # e.g. a bad SAIL_* variable set outside medallion
+                raise EngineConfigError(f"the embedded Sail server could not be created: {exc}") from None
+            server.start(background=True)
         self._server = server
         host, port = server.listening_address
+        dg.get_dagster_logger().info(f"embedded Sail on sc://{host}:{port}: {describe_sail(sail_env)}")
         return f"sc://{host}:{port}"
 
     def _connect_url(self) -> str:
@@ -171,6 +266,49 @@ def positive_seconds(value: object, name: str) -> float:
     if not (math.isfinite(seconds) and seconds > 0):
         raise EngineConfigError(f"{name} must be a positive number of seconds, got {value!r}")
     return seconds
+
+
+def whole_number(value: object, name: str, limit: int) -> int:
+    """``value`` as a whole number from 1 to ``limit``; an error naming ``name`` otherwise."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdecimal() or not 1 <= int(text) <= limit:
+        raise EngineConfigError(f"{name} must be a whole number from 1 to {limit}, got {value!r}")
+    return int(text)
+
+
+@contextlib.contextmanager
+def scoped_environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` for the block (one block at a time), then restore what was there."""
+    with _SAIL_ENV_LOCK:
+        saved = {key: os.environ.get(key) for key in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, old in saved.items():
+                if old is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = old
+
+
+def describe_sail(values: Mapping[str, str]) -> str:
+    """``local``, or ``local-cluster, 2 workers x 4 task slots`` (Sail's defaults where unset)."""
+    if values["SAIL_MODE"] == "local":
+        return "local"
+    workers = values.get("SAIL_CLUSTER__WORKER_INITIAL_COUNT", "Sail's default number of")
+    slots = values.get("SAIL_CLUSTER__WORKER_TASK_SLOTS", "Sail's default")
+    return f"{values['SAIL_MODE']}, {workers} workers x {slots} task slots"
+
+
+def warn_overridden(values: Mapping[str, str]) -> None:
+    """Log each ``SAIL_*`` variable of the process that the engine's own Sail settings override."""
+    for key, value in values.items():
+        if (old := os.environ.get(key)) is not None and old != value:
+            dg.get_dagster_logger().warning(
+                f"{key}={old} in the environment is overridden by the engine's Sail settings ({key}={value}); "
+                f"use {SAIL_MODE_VAR}, {SAIL_WORKERS_VAR} and {SAIL_TASK_SLOTS_VAR}"
+            )
 
 
 def url_tokens(url: str) -> list[str]:

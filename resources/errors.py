@@ -7,7 +7,18 @@ import urllib.parse
 from collections.abc import Iterable
 
 #: Variables whose values are secrets: they never belong in a log line, an error message or an alert.
-SECRET_ENV_VARS = ("MEDALLION_SPARK_TOKEN", "DATABRICKS_TOKEN", "MEDALLION_ALERT_WEBHOOK")
+SECRET_ENV_VARS = (
+    "MEDALLION_SPARK_TOKEN",
+    "DATABRICKS_TOKEN",
+    "MEDALLION_ALERT_WEBHOOK",
+    # the lakehouse's object-store credentials (resources/storage.py)
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_KEY",
+    "AZURE_CLIENT_SECRET",
+    "GOOGLE_SERVICE_ACCOUNT_KEY",
+)
 REDACTED = "***"
 #: Shorter strings are not scrubbed from text (they would mangle it and are no credible secret).
 MIN_SECRET_CHARS = 4

@@ -32,6 +32,24 @@ class LandingRootMissing(MedallionError, FileNotFoundError):
     """The landing root does not exist (a mistyped or unmounted ``MEDALLION_LANDING_ROOT``)."""
 
 
+class LandingRootUnsupported(MedallionError, ValueError):
+    """The landing root is a URI (``s3://…``): landing files are read from a local (or mounted) folder only."""
+
+
+def check_local_root(root: str) -> str:
+    """``root`` when it is a local path; ``LandingRootUnsupported`` naming the setting for an object-store URI.
+
+    Landing on object storage is not implemented: listing, in-flight names, the no-link guarantee and the
+    sensors' scan are written for a POSIX folder (``os.scandir``, ``O_NOFOLLOW``).
+    """
+    if "://" in root and not root.startswith("file://"):
+        raise LandingRootUnsupported(
+            f"{ROOT_VAR}={root}: landing files on object storage are not supported yet; land them in a local or "
+            "mounted folder (the lakehouse root, MEDALLION_LAKEHOUSE_ROOT, may be s3://)"
+        )
+    return root
+
+
 def is_in_flight(name: str) -> bool:
     """Files still being written: names starting with ``.`` or ``_`` or ending in ``.tmp``."""
     return name.startswith((".", "_")) or name.endswith(".tmp")
@@ -78,7 +96,9 @@ class LandingZone(dg.ConfigurableResource):
 
     @property
     def root_path(self) -> Path:
-        return Path(self.root).expanduser().resolve()
+        """The resolved local root; ``LandingRootUnsupported`` (naming the setting) for an ``s3://`` root."""
+        root = check_local_root(self.root)
+        return Path(root.removeprefix("file://")).expanduser().resolve()
 
     def check_root(self) -> Path:
         """The resolved root; ``LandingRootMissing`` (naming the root and the setting) when it is not a folder."""

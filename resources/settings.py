@@ -72,10 +72,31 @@ def _text(name: str, raw: str) -> str:
     return raw
 
 
+def _lakehouse_root(name: str, raw: str) -> str:
+    """A path or an object-store URI of a supported scheme with a bucket (``s3://bucket/prefix``)."""
+    from resources.storage import StorageConfigError, provider_of
+
+    try:
+        provider_of(_text(name, raw))
+    except StorageConfigError as exc:
+        raise SettingsError(str(exc)) from None
+    return raw
+
+
+def _landing_root(name: str, raw: str) -> str:
+    """A local folder: landing files are listed and opened with the operating system's guarantees."""
+    from resources.landing import LandingRootUnsupported, check_local_root
+
+    try:
+        return check_local_root(_text(name, raw))
+    except LandingRootUnsupported as exc:
+        raise SettingsError(str(exc)) from None
+
+
 #: variable → (Settings field, parser)
 VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
-    "MEDALLION_LANDING_ROOT": ("landing_root", _text),
-    "MEDALLION_LAKEHOUSE_ROOT": ("lakehouse_root", _text),
+    "MEDALLION_LANDING_ROOT": ("landing_root", _landing_root),
+    "MEDALLION_LAKEHOUSE_ROOT": ("lakehouse_root", _lakehouse_root),
     "MEDALLION_START_DATE": ("start_date", _day),
     "MEDALLION_SETTLE_SECONDS": ("settle_seconds", _seconds),
     "MEDALLION_SENSOR_INTERVAL_SECONDS": ("sensor_interval_seconds", _whole),

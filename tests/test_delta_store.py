@@ -170,3 +170,18 @@ def test_scratch_of_a_dead_process_is_removed_and_live_scratch_kept(store: Delta
     assert dead.exists() and dead != mine
     assert store.remove_dead_scratch() == [dead.name]
     assert not dead.exists() and mine.exists()
+
+
+def test_a_table_as_a_delta_table_resource_pinned_to_a_version(spark: SparkSession, store: DeltaTableStore) -> None:
+    from dagster_deltalake import DeltaTableResource
+
+    seed(spark, store)
+    published = content(store, "silver/t")
+    store.replace_partitions(
+        "silver/t", rows(spark, ("b2", 20, "2024-01-02")), partition_column="d", days=["2024-01-02"]
+    )
+    pinned = store.table_resource("silver/t", version=0)
+    assert isinstance(pinned, DeltaTableResource) and pinned.url == store.table_uri("silver/t")
+    got = pinned.load().to_pyarrow_table().to_pylist()
+    assert sorted((r["k"], r["v"], r["d"].isoformat()) for r in got) == published
+    assert store.table_resource("silver/t").load().version() == 1
