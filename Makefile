@@ -17,7 +17,7 @@ export MEDALLION_LAKEHOUSE_ROOT ?= $(CURDIR)/.lakehouse
 # The daily partitions start at the earliest day that landed (or the first sample day): set it to go further back.
 export MEDALLION_START_DATE ?= $(shell $(PYTHON) -c "import pathlib; print(min([p.name[5:] for p in pathlib.Path('$(MEDALLION_LANDING_ROOT)').glob('*/date=????-??-??')] + ['$(START)']))")
 
-.PHONY: install dev demo test lint sample-data materialize summary dagster-home java lock clean
+.PHONY: install dev demo test lint sample-data materialize summary dagster-home java postgres lock clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,19 @@ demo: sample-data materialize summary  ## everything `make dev` does, headless, 
 java:  ## the portability tests run classic JVM Spark next to Sail
 	@command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless)
 
+postgres:  ## PostgreSQL's server binaries (initdb, postgres) for `make prod-local` and the production-instance tests
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq postgresql)
+	@# PostgreSQL refuses to run as root: as root, it runs as this unprivileged user (the package creates it).
+	@[ "$$(id -u)" != 0 ] || id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+
+.PHONY: prod-local prod-stop
+prod-local: install $(if $(MEDALLION_PG_HOST),,postgres)  ## PostgreSQL, code server, webserver, daemon on 127.0.0.1 (deploy/)
+	$(BIN)/python -m deploy.local_prod start
+
+prod-stop:  ## stop what `make prod-local` started, by the pids in .prod/pids.json
+	$(BIN)/python -m deploy.local_prod stop
+
 .PHONY: browser
 browser:  ## the UI tests drive the Dagster UI in Debian's headless Chromium (never a Playwright download)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
@@ -59,7 +72,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install java browser lint  ## install what the tests need and run the whole suite
+test: install java browser postgres lint  ## install what the tests need and run the whole suite
 	$(BIN)/pytest -q
 
 lock: $(BIN)/activate  ## re-resolve the pinned set and rewrite constraints.txt

@@ -7,6 +7,11 @@ Both processes load the repo's ``workspace.yaml`` (working directory: the repo r
 ``DAGSTER_HOME`` holding a copy of the repo's ``dagster.yaml``, listen on 127.0.0.1 only, and are started in
 their own process groups. Leaving the block stops every process they started (code servers and run workers
 included): SIGTERM to each group, then SIGKILL after ``stop_timeout`` (they have been seen ignoring SIGTERM).
+
+The production topology: ``instance_yaml=deploy/dagster.yaml``, ``workspace=deploy/workspace.yaml`` and
+``code_server=True`` start ``dagster code-server start`` first (the command ``make prod-local`` runs, on a free
+port in ``MEDALLION_CODE_SERVER_PORT``); ``kill("daemon")`` then ``start_process("daemon")`` play a crash and a
+restart, and ``deferred=("daemon",)`` leaves the daemon to ``start_process`` (work queued before it starts).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
@@ -63,6 +68,19 @@ def wait_until(condition: Callable[[], T | None], *, timeout: float, what: str, 
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def environ(values: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` as ``values`` inside the block (the instance yaml may read ``env:`` variables)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def processes() -> dict[int, tuple[str, int, int]]:
@@ -116,7 +134,15 @@ class DagsterServices:
         env: Mapping[str, str] | None = None,
         startup_timeout: float = 120.0,
         stop_timeout: float = 10.0,
+        instance_yaml: str | os.PathLike[str] = REPO / "dagster.yaml",
+        workspace: str | os.PathLike[str] = REPO / "workspace.yaml",
+        code_server: bool = False,
+        deferred: Iterable[str] = (),
     ) -> None:
+        self.deferred = frozenset(deferred)  # not started by start(): start_process(name) later
+        self.instance_yaml = Path(instance_yaml)
+        self.workspace = Path(workspace)
+        self.code_server_port = free_port() if code_server else None
         self._own_home = home is None
         self.home = Path(home) if home is not None else Path(tempfile.mkdtemp(prefix="dagster-home-"))
         self.port = free_port()
@@ -131,10 +157,12 @@ class DagsterServices:
                 "MEDALLION_LAKEHOUSE_ROOT": str(Path(lakehouse).resolve()),
                 "MEDALLION_ENGINE": "sail",
                 "PYTHONUNBUFFERED": "1",
+                **({"MEDALLION_CODE_SERVER_PORT": str(self.code_server_port)} if self.code_server_port else {}),
                 **(env or {}),
             }
         )
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._commands: dict[str, list[str]] = {}
         self._logs: list[IO[bytes]] = []
 
     def __enter__(self) -> DagsterServices:
@@ -151,21 +179,30 @@ class DagsterServices:
         self.stop()
 
     def start(self) -> None:
-        """Start both processes; return once the UI answers, the code location loaded and every daemon beat."""
+        """Start the processes; return once the UI answers, the code location loaded and every daemon beat."""
+        from deploy.local_prod import code_server_command
+
         (self.home / "service-logs").mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / "dagster.yaml", self.home / "dagster.yaml")
-        # Create the SQLite storages once, as `dagster dev` does: two processes racing to create them leave
+        shutil.copy(self.instance_yaml, self.home / "dagster.yaml")
+        # Create the storages once, as `dagster dev` does: two processes racing to create SQLite storage leave
         # alembic_version with two heads ("Version table 'alembic_version' has more than one head present").
         from dagster import DagsterInstance
 
-        with DagsterInstance.from_config(str(self.home)):
+        with environ(self._env), DagsterInstance.from_config(str(self.home)):
             pass
-        workspace = str(REPO / "workspace.yaml")
-        self._spawn("webserver", ["dagster-webserver", "-h", "127.0.0.1", "-p", str(self.port), "-w", workspace])
-        self._spawn("daemon", ["dagster-daemon", "run", "-w", workspace])
+        workspace = str(self.workspace)
+        if self.code_server_port:
+            self._commands["code_server"] = code_server_command(self.code_server_port)
+        self._commands["webserver"] = ["dagster-webserver", "-h", "127.0.0.1", "-p", str(self.port), "-w", workspace]
+        self._commands["daemon"] = ["dagster-daemon", "run", "-w", workspace]
+        for name in [n for n in self._commands if n not in self.deferred]:
+            self.start_process(name)
+            if name == "code_server":  # the webserver and daemon connect to it at start
+                wait_until(self._code_server_serving, timeout=self.startup_timeout, what="the code server")
         wait_until(self._server_info, timeout=self.startup_timeout, what=f"{self.url}/server_info")
         wait_until(self._location_loaded, timeout=self.startup_timeout, what="the code location to load")
-        wait_until(self._daemons_beating, timeout=self.startup_timeout, what="a heartbeat from every daemon")
+        if "daemon" not in self.deferred:
+            wait_until(self._daemons_beating, timeout=self.startup_timeout, what="a heartbeat from every daemon")
 
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None, *, timeout: float = 60.0) -> Any:
         """POST ``query`` to /graphql and return its ``data``; GraphQLError when the answer has ``errors``."""
@@ -186,6 +223,23 @@ class DagsterServices:
         if answer.get("errors"):
             raise GraphQLError(json.dumps(answer["errors"])[:3000])
         return answer["data"]
+
+    def kill(self, name: str) -> int:
+        """SIGKILL process ``name`` (by pid) as a crash would, reap it, then stop anything left in its group.
+
+        ``check_alive`` ignores it from then on, until ``start_process(name)``."""
+        proc = self._procs.pop(name)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=self.stop_timeout)
+        self._stop(proc)
+        return proc.pid
+
+    def start_process(self, name: str) -> None:
+        """Start process ``name`` (``webserver``, ``daemon``, ``code_server``): a deferred one, or again after
+        ``kill`` with the command and environment it had."""
+        if name in self._procs and self._procs[name].poll() is None:
+            raise RuntimeError(f"{name} still runs (pid {self._procs[name].pid})")
+        self._spawn(name, self._commands[name])
 
     def check_alive(self) -> None:
         """Raise RuntimeError (with the log's tail) if the webserver or daemon has exited."""
@@ -209,7 +263,7 @@ class DagsterServices:
             shutil.rmtree(self.home, ignore_errors=True)
 
     def _spawn(self, name: str, command: list[str]) -> None:
-        log = open(self.home / "service-logs" / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
+        log = open(self.home / "service-logs" / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
         self._procs[name] = subprocess.Popen(
             [str(BIN / command[0]), *command[1:]],
@@ -240,6 +294,12 @@ class DagsterServices:
             except TimeoutError:
                 if sig == signal.SIGKILL:
                     raise
+
+    def _code_server_serving(self) -> bool:
+        from deploy.local_prod import code_server_serving
+
+        self.check_alive()
+        return code_server_serving(int(self.code_server_port or 0))
 
     def _server_info(self) -> bool:
         self.check_alive()
