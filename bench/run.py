@@ -3,8 +3,9 @@
     python -m bench.run            # full sizes (make bench); 10-20 min on 2 cores
     python -m bench.run --quick    # small sizes, a smoke run; results under bench/results/quick/
     python -m bench.run --only throughput,engine_start
+    python -m bench.run --only scale   # 1, 5 and 20 million lines (not in the default run)
 
-Scenarios: a. throughput, b. incremental, c. backfill, d. engine_start, e. sensor_scan.
+Scenarios: a. throughput, b. incremental, c. backfill, d. engine_start, e. sensor_scan, f. latency, g. scale.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from bench import (
     scenario_backfill,
     scenario_engine_start,
     scenario_incremental,
+    scenario_latency,
+    scenario_scale,
     scenario_sensor_scan,
     scenario_throughput,
 )
@@ -37,13 +40,21 @@ SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "backfill": scenario_backfill.run,
     "engine_start": scenario_engine_start.run,
     "sensor_scan": scenario_sensor_scan.run,
+    "latency": scenario_latency.run,
+    "scale": scenario_scale.run,
 }
+#: What a plain ``make bench`` runs (scale takes long; ``--only scale`` runs it).
+DEFAULT = [name for name in SCENARIOS if name != "scale"]
 #: summary key → (scenario, key in that scenario's result)
 SUMMARY = {
     "dagster_vs_bare_sail_ratio": ("throughput", "dagster_vs_bare_sail_ratio"),
     "dagster_vs_polars_ratio": ("throughput", "dagster_vs_polars_ratio"),
+    "bronze_vs_polars_ratio": ("throughput", "bronze_vs_polars_ratio"),
     "incremental_day365_vs_day1_ratio": ("incremental", "incremental_day365_vs_day1_ratio"),
     "backfill_365_days_seconds": ("backfill", "backfill_365_days_seconds"),
+    "daemon_backfill_365_days_seconds": ("backfill", "daemon_backfill_365_days_seconds"),
+    "small_day_run_seconds": ("latency", "small_day_run_seconds"),
+    "file_to_gold_seconds": ("latency", "file_to_gold_seconds"),
     "sail_start_seconds": ("engine_start", "sail_start_seconds"),
     "jvm_spark_start_seconds": ("engine_start", "jvm_spark_start_seconds"),
     "sensor_scan_10k_files_seconds": ("sensor_scan", "sensor_scan_10k_files_seconds"),
@@ -70,7 +81,7 @@ def earlier(results_dir: Path, names: list[str]) -> dict[str, dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
-    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios to run")
+    parser.add_argument("--only", default=",".join(DEFAULT), help="comma-separated scenarios to run")
     parser.add_argument("--workdir", help="where data and lakehouses go (default: a temp dir, removed after)")
     parser.add_argument("--results", help="results directory (default bench/results, or bench/results/quick)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")

@@ -1,7 +1,14 @@
-"""c. Long backfill: N days through a real daemon-driven asset backfill (dagster-webserver + dagster-daemon).
+"""c. Long backfill: N days through a real dagster-webserver + dagster-daemon, launched the two ways the UI can.
 
-The backfill is launched with the ``launchPartitionBackfill`` GraphQL mutation and polled until it ends. Wall
-time runs from the mutation to the observed end. Engine time is the sum of the assets' ``seconds`` metadata
+``backfill_365_days_seconds``: the launch dialog's "Launch as… Single run" — the ``launchPipelineExecution``
+mutation the UI sends, one run carrying the day range in its tags, started by the run queue (checked every 2 s).
+Wall time runs from the mutation to the run's end.
+
+``daemon_backfill_365_days_seconds``: "Launch backfill" — the ``launchPartitionBackfill`` mutation; the backfill
+daemon creates the (single, by the assets' backfill policy) run on its next loop and marks the backfill done on a
+later one. Dagster runs that loop every 30 s (``DEFAULT_DAEMON_INTERVAL_SECONDS``, not configurable), so up to
+a minute of this figure is waiting. Wall time runs from the mutation to the backfill's observed end, on a fresh
+lakehouse and instance. Engine time is the sum of the assets' ``seconds`` metadata
 (taken once per run and asset: a range run repeats it on every partition's event); orchestration overhead is
 wall − engine, split into: backfill daemon pickup (its loop runs every 30 s), queue + run-worker launch, run
 start-up before the first step, Dagster's own time inside the asset steps, check steps, and completion lag
@@ -13,6 +20,7 @@ from __future__ import annotations
 import shutil
 import time
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -25,6 +33,17 @@ NAME = "backfill"
 START = date(2024, 1, 1)
 ASSETS = (["bronze", "orders"], ["silver", "orders"], ["gold", "daily_sales"])
 TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+RUN_ENDED = {"SUCCESS", "FAILURE", "CANCELED"}
+
+LAUNCH_RUN = """
+mutation($params: ExecutionParams!) { launchPipelineExecution(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+  ... on RunConfigValidationInvalid { errors { message } } ... on InvalidSubsetError { message } } }
+"""
+RUN = """
+query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { runId status creationTime startTime endTime
+  tags { key value } stepStats { stepKey status startTime endTime } } } }
+"""
 
 LAUNCH = """
 mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
@@ -76,13 +95,68 @@ def overhead_parts(launched: float, ended: float, runs: list[dict[str, Any]], en
     }
 
 
-def run(ctx: Context) -> dict[str, Any]:
-    sizes = ctx.sizes
-    base = ctx.workdir / NAME
-    shutil.rmtree(base, ignore_errors=True)
-    landing, lakehouse, home = base / "landing", base / "lakehouse", base / "home"
-    gen = datagen.generate(landing, days=sizes.backfill_days, orders_per_day=sizes.backfill_orders_per_day, start=START)
-    days = [(START + timedelta(days=i)).isoformat() for i in range(sizes.backfill_days)]
+def run_summary(r: dict[str, Any], per_run: dict[str, dict[str, float]]) -> dict[str, Any]:
+    return {
+        "run_id": r["runId"],
+        "status": r["status"],
+        "partition_range": {t["key"]: t["value"] for t in r["tags"] if "partition" in t["key"]},
+        "seconds": round((r["endTime"] or 0) - (r["startTime"] or 0), 3),
+        "queued_seconds": round((r["startTime"] or 0) - (r["creationTime"] or 0), 3),
+        "asset_seconds": per_run.get(r["runId"], {}),
+        "step_seconds": {s["stepKey"]: round((s["endTime"] or 0) - (s["startTime"] or 0), 3) for s in r["stepStats"]},
+    }
+
+
+def single_run(landing: Path, base: Path, days: list[str]) -> dict[str, Any]:
+    """The UI's "Launch as… Single run": one run with the range in its tags, through the run queue."""
+    lakehouse, home = base / "lakehouse", base / "home"
+    t0 = time.perf_counter()
+    with DagsterServices(landing, lakehouse, home=home) as dagster:
+        startup = time.perf_counter() - t0
+        params = {
+            "selector": {
+                "repositoryLocationName": "medallion",
+                "repositoryName": "__repository__",
+                "jobName": "__ASSET_JOB",
+                "assetSelection": [{"path": p} for p in ASSETS],
+            },
+            "executionMetadata": {
+                "tags": [
+                    {"key": "dagster/asset_partition_range_start", "value": days[0]},
+                    {"key": "dagster/asset_partition_range_end", "value": days[-1]},
+                ]
+            },
+        }
+        launched_at = time.time()
+        launched = dagster.graphql(LAUNCH_RUN, {"params": params})["launchPipelineExecution"]
+        if launched["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"single-run launch failed: {launched}")
+        run_id = launched["run"]["runId"]
+
+        def ended() -> dict[str, Any] | None:
+            dagster.check_alive()
+            found = dagster.graphql(RUN, {"id": run_id})["runOrError"]
+            return found if found.get("status") in RUN_ENDED else None
+
+        found = wait_until(ended, timeout=3_600, what=f"run {run_id}", interval=0.25)
+    if found["status"] != "SUCCESS":
+        raise RuntimeError(f"the single range run ended {found['status']}; see {home}")
+    wall = round(found["endTime"] - launched_at, 3)
+    per_run = engine_seconds(str(home), [run_id])
+    engine = round(sum(per_run[run_id].values()), 3)
+    return {
+        "services_startup_seconds": round(startup, 2),
+        "wall_seconds": wall,
+        "engine_seconds": engine,
+        "overhead_seconds": round(wall - engine, 3),
+        "overhead_parts": overhead_parts(launched_at, found["endTime"], [found], engine),
+        "runs": [run_summary(found, per_run)],
+    }
+
+
+def daemon_backfill(landing: Path, base: Path, days: list[str]) -> dict[str, Any]:
+    """The UI's "Launch backfill": an asset backfill the backfill daemon drives."""
+    lakehouse, home = base / "lakehouse", base / "home"
     t0 = time.perf_counter()
     with DagsterServices(landing, lakehouse, home=home) as dagster:
         startup = time.perf_counter() - t0
@@ -105,13 +179,12 @@ def run(ctx: Context) -> dict[str, Any]:
         status = wait_until(finished, timeout=3_600, what=f"backfill {backfill_id}", interval=0.25)
         ended_at = time.time()
         runs = dagster.graphql(RUNS, {"id": backfill_id})["runsOrError"]["results"]
+    if status["status"] not in ("COMPLETED_SUCCESS", "COMPLETED"):
+        raise RuntimeError(f"backfill ended {status['status']}; see {home}")
     wall = round(ended_at - launched_at, 3)
     per_run = engine_seconds(str(home), [r["runId"] for r in runs])
     engine = round(sum(sum(v.values()) for v in per_run.values()), 3)
-    parts = overhead_parts(launched_at, ended_at, runs, engine)
-    result = {
-        "scenario": NAME,
-        "data": {**gen.__dict__, "orders_per_day": sizes.backfill_orders_per_day},
+    return {
         "backfill_id": backfill_id,
         "status": status["status"],
         "services_startup_seconds": round(startup, 2),
@@ -119,34 +192,40 @@ def run(ctx: Context) -> dict[str, Any]:
         "server_seconds": round((status["endTimestamp"] or 0) - (status["timestamp"] or 0), 3),
         "engine_seconds": engine,
         "overhead_seconds": round(wall - engine, 3),
-        "overhead_parts": parts,
-        "runs": [
-            {
-                "run_id": r["runId"],
-                "status": r["status"],
-                "partition_range": {t["key"]: t["value"] for t in r["tags"] if "partition" in t["key"]},
-                "seconds": round((r["endTime"] or 0) - (r["startTime"] or 0), 3),
-                "queued_seconds": round((r["startTime"] or 0) - (r["creationTime"] or 0), 3),
-                "asset_seconds": per_run.get(r["runId"], {}),
-                "step_seconds": {
-                    s["stepKey"]: round((s["endTime"] or 0) - (s["startTime"] or 0), 3) for s in r["stepStats"]
-                },
-            }
-            for r in runs
-        ],
+        "overhead_parts": overhead_parts(launched_at, ended_at, runs, engine),
+        "runs": [run_summary(r, per_run) for r in runs],
+    }
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    sizes = ctx.sizes
+    base = ctx.workdir / NAME
+    shutil.rmtree(base, ignore_errors=True)
+    landing = base / "landing"
+    gen = datagen.generate(landing, days=sizes.backfill_days, orders_per_day=sizes.backfill_orders_per_day, start=START)
+    days = [(START + timedelta(days=i)).isoformat() for i in range(sizes.backfill_days)]
+    single = single_run(landing, base / "single-run", days)
+    daemon = daemon_backfill(landing, base / "daemon", days)
+    wall = single["wall_seconds"]
+    result = {
+        "scenario": NAME,
+        "data": {**gen.__dict__, "orders_per_day": sizes.backfill_orders_per_day},
+        "single_run": single,
+        "daemon_backfill": daemon,
         "backfill_365_days_seconds": wall,
-        "targets": {"backfill_365_days_seconds": target(wall, 120, "<", "< 120 s")},
+        "daemon_backfill_365_days_seconds": daemon["wall_seconds"],
+        "targets": {"backfill_365_days_seconds": target(wall, 60, "<=", "≤ 60 s")},
     }
     write_result(ctx.results_dir, NAME, result)
-    if status["status"] not in ("COMPLETED_SUCCESS", "COMPLETED"):
-        raise RuntimeError(f"backfill ended {status['status']}; see {home}/logs and {ctx.results_dir}/{NAME}.json")
     show(
-        f"c. backfill: {len(days)} days × {sizes.backfill_orders_per_day:,} orders ({gen.lines:,} lines), daemon",
+        f"c. backfill: {len(days)} days × {sizes.backfill_orders_per_day:,} orders ({gen.lines:,} lines)",
         [
-            ("wall (launch → done)", f"{wall:.1f} s  (target < 120 s)"),
-            ("engine (assets' seconds)", f"{engine:.1f} s"),
-            ("orchestration overhead", f"{wall - engine:.1f} s  {parts}"),
-            ("runs", f"{len(runs)}"),
+            ("single run (launch → done)", f"{wall:.1f} s  (target ≤ 60 s)"),
+            ("  engine (assets' seconds)", f"{single['engine_seconds']:.1f} s"),
+            ("  orchestration", f"{single['overhead_seconds']:.1f} s  {single['overhead_parts']}"),
+            ("daemon backfill (launch → done)", f"{daemon['wall_seconds']:.1f} s"),
+            ("  engine (assets' seconds)", f"{daemon['engine_seconds']:.1f} s"),
+            ("  orchestration", f"{daemon['overhead_seconds']:.1f} s  {daemon['overhead_parts']}"),
         ],
     )
     return result

@@ -125,11 +125,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _executable(select: str, defs) -> list:
-    """The tables ``select`` names that a run can build (the run log is written by the others, not built)."""
+    """The tables ``select`` names that a run can build (the run log is written by the others, not built).
+
+    ``select`` is Dagster's selection syntax or, as Dagster's own CLI takes it, a comma list of selections.
+    """
     import dagster as dg
+    from dagster._core.errors import DagsterError
 
     graph = defs.resolve_asset_graph()
-    keys = dg.AssetSelection.from_coercible(select).resolve(graph)
+    parts = [select] if "," not in select else [part.strip() for part in select.split(",")]
+    try:
+        if not all(parts):
+            raise UsageError(f"--select {select!r} has an empty item")
+        keys = set().union(*(dg.AssetSelection.from_coercible(part).resolve(graph) for part in parts))
+    except DagsterError as exc:
+        raise UsageError(f"--select {select!r}: {str(exc).splitlines()[0]}") from None
     chosen = sorted(k for k in keys if graph.get(k).is_executable)
     if not chosen:
         raise UsageError(f"--select {select!r} names no table")

@@ -440,10 +440,8 @@ def _read_back_results(
         if verdict is None:
             continue
         failed = {str(k): v for k, v in verdict.failed.items()}
-        metadata = {
-            **{k: _metadata_value(v) for k, v in verdict.metadata.items()},
-            "failed": dg.MetadataValue.json(failed),
-        }
+        figures = {k: _metadata_value(v) for k, v in verdict.metadata.items()}  # the run's, on every evaluation
+        metadata = {**figures, "failed": dg.MetadataValue.json(failed)}
         if not per_day:
             results.append(
                 dg.AssetCheckResult(
@@ -459,7 +457,7 @@ def _read_back_results(
             run.context.log_event(
                 dg.AssetCheckEvaluation(
                     asset_key=spec.key, check_name=check.name, passed=day not in failed, partition=day,
-                    severity=check.severity, metadata={"failed": dg.MetadataValue.json(failed.get(day))},
+                    severity=check.severity, metadata={**figures, "failed": dg.MetadataValue.json(failed.get(day))},
                     description=check.description,
                 )
             )  # fmt: skip

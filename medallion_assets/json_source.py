@@ -26,6 +26,7 @@ from medallion_assets.partitions import SILVER_FRESHNESS
 from medallion_assets.quality.checks import key_unique, line_accounting, row_accounting
 from medallion_assets.quality.rules import Rule, RuleSet, present
 from medallion_assets.transforms import WORKING_PREFIX
+from resources.engine_features import runs_json_object_keys
 
 AUDIT_COLUMNS: tuple[str, ...] = ("_corrupt_record", "_invalid_utf8", "_source_file", "_line_number", "_ingested_at")
 SILVER_AUDIT: tuple[str, ...] = ("_source_file", "_line_number", "_ingested_at")
@@ -160,7 +161,11 @@ def bronze_spec(contract: JsonContract) -> TableSpec:
     """``bronze/<source>``: every non-blank line of every ready file of the day."""
 
     def build(run: Run, upstream: Mapping[str, DataFrame]) -> DataFrame:
-        parsed = run.stage(transforms.parse_lines(upstream[LANDING], contract.fields), f"{contract.source}_parsed")
+        lines = upstream[LANDING]
+        keys_from_map = not runs_json_object_keys(run.spark)
+        parsed = run.stage(
+            transforms.parse_lines(lines, contract.fields, keys_from_map=keys_from_map), f"{contract.source}_parsed"
+        )
         bronze, extras = bronze_frame(contract, parsed, ingested_at=run.started_at)
         run.report["extra_fields"] = sorted(extras.values())
         return bronze

@@ -22,14 +22,18 @@ RANK = f"{WORKING_PREFIX}version_rank"
 
 
 # -- bronze ---------------------------------------------------------------------------------------------------
-def parse_lines(lines: DataFrame, fields: Iterable[str]) -> DataFrame:
+def parse_lines(lines: DataFrame, fields: Iterable[str], *, keys_from_map: bool = False) -> DataFrame:
     """Landing lines plus ``t_fields`` (the contract fields of a JSON object line, each as its raw text) and
     ``t_keys`` (the line's top-level keys; null when the line is not a JSON object).
 
     Two parses per line, both needed once: a struct parse (cheap field access, unlike map lookups) and the key
-    list, which tells objects from other JSON and finds fields outside the contract. Stage the result."""
+    list, which tells objects from other JSON and finds fields outside the contract. ``keys_from_map`` takes the
+    key list from a map parse instead of ``json_object_keys`` (about twice its cost; for engines without it, see
+    ``resources.engine_features``). Stage the result."""
     struct = ", ".join(f"`{f.replace('`', '``')}` string" for f in fields)
-    return lines.select("*", F.from_json("value", struct).alias(FIELDS), F.json_object_keys("value").alias(KEYS))
+    value = F.col("value")
+    keys = F.map_keys(F.from_json(value, "map<string,string>")) if keys_from_map else F.json_object_keys(value)
+    return lines.select("*", F.from_json(value, struct).alias(FIELDS), keys.alias(KEYS))
 
 
 def json_keys(parsed: DataFrame) -> set[str]:

@@ -48,3 +48,22 @@ def test_readme_cli_materializes_a_partition(tmp_path: Path) -> None:
         for key in (["bronze", "orders"], ["silver", "orders"], ["gold", "daily_sales"]):
             event = instance.get_latest_materialization_event(dg.AssetKey(key))
             assert event is not None and event.asset_materialization.partition == "2024-01-02"
+
+
+def test_medallion_select_takes_comma_lists_and_names_a_bad_selection() -> None:
+    """``--select`` as Dagster's CLI takes it (a comma list) or in Dagster's selection syntax; a bad one is a
+    one-line usage error naming it, never a traceback."""
+    import pytest
+
+    from medallion_assets.cli import UsageError, _executable
+    from medallion_assets.definitions import defs
+
+    keys = [dg.AssetKey(["bronze", "orders"]), dg.AssetKey(["silver", "orders"])]
+    assert _executable("bronze/orders,silver/orders", defs) == keys
+    assert _executable("bronze/orders, silver/orders", defs) == keys
+    assert _executable('key:"bronze/orders" or key:"silver/orders"', defs) == keys
+    downstream = _executable("key:bronze/orders+", defs)
+    assert keys[0] in downstream and dg.AssetKey(["silver", "orders"]) in downstream
+    for bad in ("bronze/nothing", "bronze/orders,,", "key:(", "bronze/orders,silver/nothing"):
+        with pytest.raises(UsageError, match="--select"):
+            _executable(bad, defs)
