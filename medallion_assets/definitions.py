@@ -4,39 +4,37 @@ from __future__ import annotations
 
 import dagster as dg
 
-from medallion_assets import customers, orders, payments, star
+from medallion_assets import orders
 from medallion_assets.factory import RUN_LOG_KEY, TableSpec, gated_asset
 from medallion_assets.jobs import JOBS as SOURCE_JOBS
 from medallion_assets.maintenance import maintenance_job
 from medallion_assets.partitions import DAILY, SETTINGS
+from medallion_assets.pipes import pipes_asset
 from medallion_assets.quality.checks import pandera_check
 from medallion_assets.quality.schemas import GoldDailySales, SilverOrders
 from medallion_assets.quiet import chosen_dagster_apis
+from medallion_assets.specs import SPECS
 from resources.alerts import AlertWebhook
 from resources.delta_store import DeltaTableStore
 from resources.engine import SparkEngine
 from resources.landing import LandingZone
+from resources.pipes import PipesLauncher
 from resources.run_guard import RunGuard
 from sensors.alert_sensors import quality_gate_alert, run_failure_alert
 from sensors.landing_sensors import automation_status, make_landing_sensor
 from sensors.run_guard_sensor import run_guard_sensor
 from sensors.schedules import maintenance_schedule, orders_daily_schedule
 
-#: Every gated table, in lineage order.
-SPECS: list[TableSpec] = [
-    orders.BRONZE_SPEC,
-    orders.SILVER_SPEC,
-    orders.GOLD_SPEC,
-    customers.BRONZE_SPEC,
-    customers.DIM_SPEC,
-    star.FACT_SPEC,
-    star.DIM_DATE_SPEC,
-    star.LTV_SPEC,
-    payments.BRONZE_SPEC,
-    payments.SILVER_SPEC,
-    payments.RECONCILIATION_SPEC,
-]
-TABLES: dict[str, dg.AssetsDefinition] = {spec.table: gated_asset(spec) for spec in SPECS}
+#: In process, each asset's body publishes its table; in a Pipes mode it submits the same step as a job.
+IN_PROCESS = SETTINGS.execution == "in_process"
+
+
+def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
+    """``spec``'s multi-asset for the execution mode in force (``MEDALLION_EXECUTION``)."""
+    return gated_asset(spec) if IN_PROCESS else pipes_asset(spec)
+
+
+TABLES: dict[str, dg.AssetsDefinition] = {spec.table: table_asset(spec) for spec in SPECS}
 ORDERS_ASSETS = [TABLES["bronze/orders"], TABLES["silver/orders"], TABLES["gold/daily_sales"]]
 RUN_LOG = dg.AssetSpec(
     RUN_LOG_KEY,
@@ -70,8 +68,9 @@ SCHEDULES = [orders_daily_schedule, maintenance_schedule]
 
 
 def build_resources() -> dict[str, object]:
-    """Engine, table store, landing zone, settings and alert webhook, configured from the environment (the store's
-    object-store credentials as ``dagster.EnvVar``: ``AWS_*`` for an ``s3://`` lakehouse root)."""
+    """Engine, table store, landing zone, settings, alert webhook and, in a Pipes mode, the Pipes launcher,
+    configured from the environment (the store's object-store credentials as ``dagster.EnvVar``: ``AWS_*`` for an
+    ``s3://`` lakehouse root; a Databricks mode missing a variable fails here, naming it)."""
     return {
         "engine": SparkEngine.from_env(),
         "store": DeltaTableStore.for_root(SETTINGS.lakehouse_root),
@@ -79,6 +78,7 @@ def build_resources() -> dict[str, object]:
         "settings": SETTINGS,
         "alerts": AlertWebhook.from_env(),
         "run_guard": RunGuard(),
+        **({} if IN_PROCESS else {"pipes": PipesLauncher.from_env(SETTINGS.execution)}),
     }
 
 

@@ -12,19 +12,22 @@ a Dagster multi-asset (the table, plus its quarantine table) with its checks. Th
 4. write the quarantine, then the published days, each commit carrying its run-log rows;
 5. record the run log, per-day gate evaluations, per-partition metadata and read-back checks — or fail with
    the rates, rules and sample rows when no day could be published.
+
+``publish`` needs only a ``StepContext`` of its step: Dagster's ``AssetExecutionContext`` in process, or a
+``PipesStep`` over a ``dagster_pipes.PipesContext`` in a Pipes job (``medallion_assets.pipes_job``).
 """
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dagster as dg
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from medallion_assets import run_log
+from medallion_assets import pipes_wire, run_log
 from medallion_assets.partitions import DAILY, RANGE_POLICY, run_days, table_pool
 from medallion_assets.quality.gate import (
     GATE_CHECK,
@@ -47,10 +50,44 @@ from resources.landing import LandingZone
 from resources.run_guard import RunGuard
 from resources.settings import Settings
 
+if TYPE_CHECKING:
+    from dagster_pipes import PipesContext
+
 #: The pseudo-day of an unpartitioned table judged as a whole.
 WHOLE_TABLE = "all"
 RUN_LOG_KEY = dg.AssetKey(["monitoring", "pipeline_runs"])
 _EVALUATION = (REASONS, FAILURES, WARNINGS)
+
+
+class StepLog(Protocol):
+    """The step's logger: Dagster's log manager, or the ``logging.Logger`` of a Pipes job."""
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class RunTags(Protocol):
+    @property
+    def tags(self) -> Mapping[str, str]: ...
+
+
+class StepContext(Protocol):
+    """What ``publish`` and its hooks use of their step: satisfied by Dagster's ``AssetExecutionContext`` and by
+    ``PipesStep``."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def run(self) -> RunTags | None: ...
+    @property
+    def log(self) -> StepLog: ...
+    @property
+    def selected_asset_keys(self) -> Iterable[dg.AssetKey]: ...
+    def log_event(self, event: dg.AssetCheckEvaluation | dg.AssetMaterialization) -> None: ...
+    def add_asset_metadata(
+        self, metadata: Mapping[str, Any], asset_key: Any = None, partition_key: str | None = None
+    ) -> None: ...
 
 
 @dataclass
@@ -58,7 +95,7 @@ class Run:
     """What a transform and its hooks see of one asset step."""
 
     spec: "TableSpec"
-    context: dg.AssetExecutionContext
+    context: StepContext
     spark: SparkSession
     store: DeltaTableStore
     settings: Settings
@@ -569,7 +606,9 @@ def gated_asset(spec: TableSpec) -> dg.AssetsDefinition:
         return _gated_asset(spec)
 
 
-def _gated_asset(spec: TableSpec) -> dg.AssetsDefinition:
+def asset_args(spec: TableSpec) -> dict[str, Any]:
+    """The ``dg.multi_asset`` arguments of ``spec`` — keys, checks, partitions, backfill policy, pool — the same
+    whether the body publishes in process or submits a Pipes job (``medallion_assets.pipes``)."""
     partitions = DAILY if spec.partitioned else None
     deps = [dg.AssetKey(t.split("/")) for t in (*spec.upstream, *spec.lookups)]
     description = spec.description or (spec.build.__doc__ or "").strip()
@@ -605,15 +644,19 @@ def _gated_asset(spec: TableSpec) -> dg.AssetsDefinition:
         for c in spec.all_checks
     ]
 
-    @dg.multi_asset(
-        name=spec.table.replace("/", "__"),
-        specs=specs,
-        check_specs=checks,
-        partitions_def=partitions,
-        backfill_policy=RANGE_POLICY if spec.partitioned else None,
-        pool=table_pool(spec.table),
-        can_subset=True,
-    )
+    return {
+        "name": spec.table.replace("/", "__"),
+        "specs": specs,
+        "check_specs": checks,
+        "partitions_def": partitions,
+        "backfill_policy": RANGE_POLICY if spec.partitioned else None,
+        "pool": table_pool(spec.table),
+        "can_subset": True,
+    }
+
+
+def _gated_asset(spec: TableSpec) -> dg.AssetsDefinition:
+    @dg.multi_asset(**asset_args(spec))
     def _asset(
         context: dg.AssetExecutionContext,
         engine: SparkEngine,
@@ -636,3 +679,84 @@ def _gated_asset(spec: TableSpec) -> dg.AssetsDefinition:
         yield from publish(run)
 
     return _asset
+
+
+# -- the step in a Pipes job ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StepRun:
+    """The run of a Pipes step, as ``Run.tags`` reads it (the Dagster side sends the run's tags as an extra)."""
+
+    tags: Mapping[str, str]
+
+
+class PipesStep:
+    """A ``StepContext`` over a ``dagster_pipes.PipesContext``: ``publish`` runs unchanged in a Pipes job and
+    ``report`` sends its results back. What Pipes cannot carry — a partition on a check evaluation or on
+    materialization metadata — is encoded by ``pipes_wire`` (one collapsed result per check and table, the
+    per-partition metadata on the run-level materialization) and expanded again on the Dagster side."""
+
+    def __init__(self, pipes: "PipesContext", tags: Mapping[str, str]) -> None:
+        self._pipes = pipes
+        self.run = StepRun(tags=dict(tags))
+        self.selected_asset_keys = frozenset(pipes_wire.asset_key(k) for k in pipes.asset_keys)
+        self._evaluations: dict[dg.AssetCheckKey, list[dg.AssetCheckEvaluation]] = {}
+        self._metadata: dict[dg.AssetKey, dict[str, Any]] = {}
+        self._by_partition: dict[dg.AssetKey, dict[str, dict[str, Any]]] = {}
+
+    @property
+    def run_id(self) -> str:
+        return self._pipes.run_id
+
+    @property
+    def log(self) -> StepLog:
+        return self._pipes.log
+
+    def log_event(self, event: dg.AssetCheckEvaluation | dg.AssetMaterialization) -> None:
+        """Check evaluations are kept to be collapsed; a materialization (the run log's: an asset outside the
+        step) goes as a custom message the Dagster side logs only for an asset it declares."""
+        if isinstance(event, dg.AssetCheckEvaluation):
+            self._evaluations.setdefault(event.asset_check_key, []).append(event)
+        else:
+            self._pipes.report_custom_message(pipes_wire.materialization_message(event))
+
+    def add_asset_metadata(
+        self, metadata: Mapping[str, Any], asset_key: Any = None, partition_key: str | None = None
+    ) -> None:
+        key = dg.AssetKey.from_coercible(asset_key) if asset_key else self._only_key()
+        if partition_key is None:
+            self._metadata.setdefault(key, {}).update(metadata)
+        else:
+            self._by_partition.setdefault(key, {}).setdefault(partition_key, {}).update(metadata)
+
+    def report(self, results: Iterable[dg.MaterializeResult]) -> None:
+        """Report each materialization with its checks (merged with their per-day evaluations), then the checks
+        only evaluated per day."""
+        for result in results:
+            key = result.asset_key or self._only_key()
+            metadata = {
+                **(result.metadata or {}),
+                **self._metadata.pop(key, {}),
+                **pipes_wire.partition_metadata(self._by_partition.pop(key, {})),
+            }
+            self._pipes.report_asset_materialization(
+                metadata=pipes_wire.to_pipes(metadata), asset_key=pipes_wire.key_string(key)
+            )
+            for check in result.check_results or []:
+                self._report_check(dg.AssetCheckKey(check.asset_key or key, check.check_name), check)
+        for check_key in list(self._evaluations):
+            self._report_check(check_key, None)
+
+    def fail(self, failure: dg.Failure) -> None:
+        """A refusal: the day verdicts logged so far, then the failure for the Dagster side to raise."""
+        for check_key in list(self._evaluations):
+            self._report_check(check_key, None)
+        self._pipes.report_custom_message(pipes_wire.failure_message(failure))
+
+    def _only_key(self) -> dg.AssetKey:
+        if len(self.selected_asset_keys) != 1:
+            raise ValueError(f"name the asset: this step targets {sorted(self.selected_asset_keys)}")
+        return next(iter(self.selected_asset_keys))
+
+    def _report_check(self, key: dg.AssetCheckKey, result: dg.AssetCheckResult | None) -> None:
+        report = pipes_wire.check_report(result, self._evaluations.pop(key, []))
+        self._pipes.report_asset_check(**report, asset_key=pipes_wire.key_string(key.asset_key))

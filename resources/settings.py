@@ -19,6 +19,9 @@ from resources.errors import MedallionError
 LAYER_DEFAULTS: dict[str, float] = {"bronze": 0.90, "silver": 0.95, "gold": 0.98}
 THRESHOLD_PREFIX = "MEDALLION_THRESHOLD_"
 _TRUE = ("1", "on", "true", "yes")
+#: Where the gated assets run: in the run process (Sail, Connect, Databricks Connect), or submitted through Dagster
+#: Pipes to a local subprocess, a Databricks job cluster or existing cluster, or Databricks serverless.
+EXECUTION_MODES = ("in_process", "pipes_subprocess", "pipes_databricks", "pipes_databricks_serverless")
 
 
 class SettingsError(MedallionError, ValueError):
@@ -66,6 +69,13 @@ def _flag(name: str, raw: str) -> bool:
     return raw.strip().lower() in _TRUE
 
 
+def _execution(name: str, raw: str) -> str:
+    mode = raw.strip().lower()
+    if mode not in EXECUTION_MODES:
+        raise SettingsError(f"{name}={raw!r} is not one of {', '.join(EXECUTION_MODES)}")
+    return mode
+
+
 def _text(name: str, raw: str) -> str:
     if not raw.strip():
         raise SettingsError(f"{name} is set but empty")
@@ -106,6 +116,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "MEDALLION_VACUUM_RETENTION_HOURS": ("vacuum_retention_hours", _whole),
     "MEDALLION_AUTOMATION": ("automation", _flag),
     "MEDALLION_RECONCILIATION_TOLERANCE": ("reconciliation_tolerance", _rate),
+    "MEDALLION_EXECUTION": ("execution", _execution),
 }
 
 
@@ -128,6 +139,8 @@ class Settings(dg.ConfigurableResource):
     automation: bool = False
     #: the share of a day's sales revenue that payments captured may differ by before the check warns
     reconciliation_tolerance: float = 0.05
+    #: where the gated assets run (``EXECUTION_MODES``)
+    execution: str = "in_process"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
