@@ -7,7 +7,10 @@ into the step's metadata, and a day without files gets its reason for the publis
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
     from medallion_assets.factory import Run
 
 LANDING = "landing"
+#: Landing files read at once (the reader spends its time in Arrow, NumPy and Parquet code that releases the GIL).
+READ_THREADS = min(4, os.cpu_count() or 1)
 #: Per-partition metadata of a bronze materialization: the file set it read (the sensors compare theirs to it).
 FINGERPRINT = "landing_fingerprint"
 
@@ -70,16 +75,29 @@ def _report(run: Run, reads: Sequence[FileRead]) -> None:
             run.context.log.warning(f"{r.relative}: {r.invalid_utf8} line(s) are not UTF-8 (kept as bytes)")
 
 
-def _stage(run: Run, name: str, tables: Sequence[pa.Table], schema: pa.Schema) -> DataFrame:
-    """Write ``tables`` to scratch Parquet (one file each) and read them back as one engine frame."""
-    if not tables:
-        return run.spark.createDataFrame([], _spark_schema(schema))
-    uri = run.scratch.enter_context(run.store.scratch(name))
-    filesystem, path = run.store.filesystem(uri)  # the lakehouse's storage configuration, object stores included
-    filesystem.create_dir(path, recursive=True)
-    for i, table in enumerate(tables):
-        pq.write_table(table.cast(schema), f"{path}/part-{i:05d}.parquet", filesystem=filesystem, compression="none")
-    return run.spark.read.parquet(uri)
+class _Scratch:
+    """A scratch folder of Parquet files, one per landing file, read back by the engine as one frame."""
+
+    def __init__(self, run: Run, name: str, schema: pa.Schema) -> None:
+        self.uri = run.scratch.enter_context(run.store.scratch(name))
+        self.filesystem, self.path = run.store.filesystem(self.uri)  # object stores included
+        self.filesystem.create_dir(self.path, recursive=True)
+        self.schema = schema
+        self.written = 0
+        self._lock = threading.Lock()
+
+    def write(self, index: int, table: pa.Table) -> None:
+        pq.write_table(
+            table.cast(self.schema), f"{self.path}/part-{index:05d}.parquet", filesystem=self.filesystem,
+            compression="none",
+        )  # fmt: skip
+        with self._lock:
+            self.written += 1
+
+    def frame(self, run: Run) -> DataFrame:
+        if not self.written:
+            return run.spark.createDataFrame([], _spark_schema(self.schema))
+        return run.spark.read.parquet(self.uri)
 
 
 def _spark_schema(schema: pa.Schema) -> str:
@@ -88,19 +106,28 @@ def _spark_schema(schema: pa.Schema) -> str:
 
 
 def json_lines(source: str, partition_column: str) -> Callable[[Run], dict[str, DataFrame]]:
-    """Read hook: every non-blank line of the run's days of a JSON-lines source, with its file and number."""
+    """Read hook: every non-blank line of the run's days of a JSON-lines source, with its file and number.
+
+    Files are read on ``READ_THREADS`` threads (Arrow and Parquet release the GIL), each written to scratch as
+    soon as it is read, so memory holds a few files, not the run's."""
     empty = _with_audit(pa.schema(JSON_LINE_FIELDS).empty_table(), "", None, partition_column)
 
     def read(run: Run) -> dict[str, DataFrame]:
-        tables, reads = [], []
-        for day in listings(run, source):
-            for file in day.files:
-                batches, read = read_json_lines(file)
-                reads.append(read)
-                if batches:
-                    tables.append(_with_audit(pa.Table.from_batches(batches), file.relative, day.day, partition_column))
+        files = [(day.day, file) for day in listings(run, source) for file in day.files]
+        scratch = _Scratch(run, f"landing_{source}", empty.schema)
+
+        def read_one(job: tuple[int, str, LandingFile]) -> FileRead:
+            index, day, file = job
+            batches, found = read_json_lines(file)
+            if batches:
+                scratch.write(index, _with_audit(pa.Table.from_batches(batches), file.relative, day, partition_column))
+            return found
+
+        jobs = [(index, day, file) for index, (day, file) in enumerate(files)]
+        with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="landing") as pool:
+            reads = list(pool.map(read_one, jobs))
         _report(run, reads)
-        return {LANDING: _stage(run, f"landing_{source}", tables, empty.schema)}
+        return {LANDING: scratch.frame(run)}
 
     return read
 
@@ -114,10 +141,11 @@ def csv_records(source: str, partition_column: str, required: Sequence[str]) -> 
             parsed += [(day.day, f, read_csv_records(f, required=required)) for f in day.files]
         _report(run, [p.read for _, _, p in parsed])
         columns = list(dict.fromkeys([*required, *(c for _, _, p in parsed for c in p.columns)]))
-        tables = [
-            _with_audit(csv_table([p], columns), f.relative, day, partition_column) for day, f, p in parsed if p.records
-        ]
         empty = _with_audit(csv_table([], columns), "", None, partition_column)
-        return {LANDING: _stage(run, f"landing_{source}", tables, empty.schema)}
+        scratch = _Scratch(run, f"landing_{source}", empty.schema)
+        for index, (day, file, found) in enumerate(parsed):
+            if found.records:
+                scratch.write(index, _with_audit(csv_table([found], columns), file.relative, day, partition_column))
+        return {LANDING: scratch.frame(run)}
 
     return read

@@ -1,6 +1,16 @@
-"""Shared fixtures: one real Sail server per test session, temp landing and lakehouse roots."""
+"""Shared fixtures: one real Sail server per test session, temp landing and lakehouse roots.
+
+The suite's settings are its own: what the calling shell exports (``make`` exports the roots and
+``MEDALLION_START_DATE`` for ``make dev``) is removed here, before the definitions first load, so ``make test``
+and a plain ``pytest`` see the same defaults. It is done in this file, not in ``tests/__init__.py``, because the
+subprocesses the tests start (``python -m tests.crash_points``) import the package with settings of their own."""
 
 from __future__ import annotations
+
+import os
+
+for _name in [n for n in os.environ if n.startswith("MEDALLION_") or n == "DAGSTER_HOME"]:
+    del os.environ[_name]
 
 from collections.abc import Iterator
 from pathlib import Path
