@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     # Deployment overrides (thresholds, roots, engine) must not leak into the figures or the services.
     for key in [k for k in os.environ if k.startswith("MEDALLION_")]:
         del os.environ[key]
+    # Python's default bytecode cache, as on a user's machine (a sandbox may switch it off for every process).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     sizes = QUICK if args.quick else Sizes()
     if args.rounds:
         sizes = replace(sizes, throughput_rounds=args.rounds)

@@ -28,6 +28,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from medallion_assets import pipes_wire, run_log
+from medallion_assets.ingest import LANDED_LINES
 from medallion_assets.partitions import DAILY, RANGE_POLICY, run_days, table_pool
 from medallion_assets.quality.gate import (
     GATE_CHECK,
@@ -431,11 +432,14 @@ def _finish(
     published = [o for o in outcomes if o.passed]
     evaluated = _log_gate_evaluations(run, outcomes)
     message = failure_message(spec.table, refused, samples) if refused else None
+    # Dagster copies a multi-partition result's metadata onto every partition's materialization: in a long run
+    # the per-day and per-file lists stay on each day's own partition (and in the run log), not on all of them.
+    long_run = spec.partitioned and len(outcomes) > run.settings.gate_events_max_days
     meta = {
-        **_run_metadata(run, outcomes, evaluated),
+        **_run_metadata(run, outcomes, evaluated, long_run=long_run),
         **log_meta,
         **_write_metadata(run.store, write),
-        **{k: _metadata_value(v) for k, v in run.report.items()},
+        **{k: _metadata_value(v) for k, v in run.report.items() if not (long_run and k in PER_DAY_REPORT)},
     }
     if refused and not published:
         raise dg.Failure(description=message, metadata=meta)
@@ -515,10 +519,23 @@ def _log_gate_evaluations(run: Run, outcomes: Sequence[DayOutcome]) -> list[DayO
     return evaluated
 
 
-def _run_metadata(run: Run, outcomes: Sequence[DayOutcome], evaluated: Sequence[DayOutcome]) -> dict[str, Any]:
+def _run_metadata(
+    run: Run, outcomes: Sequence[DayOutcome], evaluated: Sequence[DayOutcome], *, long_run: bool = False
+) -> dict[str, Any]:
+    """The run's totals; its day lists and per-day table unless ``long_run`` (then a range and counts)."""
     published = [o for o in outcomes if o.passed]
     rows_in = sum(o.stats.rows_in for o in outcomes)
     valid = sum(o.stats.valid for o in outcomes)
+    days: dict[str, Any] = {
+        "partitions": dg.MetadataValue.json([o.day for o in outcomes]),
+        "published_partitions": dg.MetadataValue.json([o.day for o in published]),
+        "per_day": per_day_table(outcomes),
+    }
+    if long_run:
+        days = {
+            "partition_range": dg.MetadataValue.text(f"{outcomes[0].day}...{outcomes[-1].day} ({len(outcomes)} days)"),
+            "published_days": dg.MetadataValue.int(len(published)),
+        }
     return {
         "dagster/row_count": dg.MetadataValue.int(sum(o.rows_written for o in published)),
         "rows_in": dg.MetadataValue.int(rows_in),
@@ -528,11 +545,9 @@ def _run_metadata(run: Run, outcomes: Sequence[DayOutcome], evaluated: Sequence[
         "warned": dg.MetadataValue.int(sum(o.stats.warned for o in outcomes)),
         "pass_rate": dg.MetadataValue.float(valid / rows_in if rows_in else 1.0),
         "threshold": dg.MetadataValue.float(outcomes[0].threshold if outcomes else 0.0),
-        "partitions": dg.MetadataValue.json([o.day for o in outcomes]),
-        "published_partitions": dg.MetadataValue.json([o.day for o in published]),
+        **days,
         "refused_partitions": dg.MetadataValue.json([o.day for o in outcomes if not o.passed]),
         "failures_by_rule": gate_metadata(outcomes)["failures_by_rule"],
-        "per_day": per_day_table(outcomes),
         "gate_evaluations_logged": dg.MetadataValue.int(len(evaluated)),
         "seconds": dg.MetadataValue.float(round((datetime.now(timezone.utc) - run.started_at).total_seconds(), 3)),
     }
@@ -549,6 +564,8 @@ def _per_partition_metadata(run: Run, outcomes: Sequence[DayOutcome]) -> None:
         run.context.add_asset_metadata(figures, asset_key=run.spec.key, partition_key=o.day)
 
 
+#: ``run.report`` entries with one item per landed file: per partition only in a long run (see ``_finish``).
+PER_DAY_REPORT = frozenset({LANDED_LINES})
 PER_DAY_COLUMNS = (
     ("day", "string"), ("rows_in", "int"), ("published", "int"), ("quarantined", "int"), ("superseded", "int"),
     ("warned", "int"), ("pass_rate", "float"), ("passed", "bool"),

@@ -36,6 +36,8 @@ LANDING = "landing"
 READ_THREADS = min(4, os.cpu_count() or 1)
 #: Per-partition metadata of a bronze materialization: the file set it read (the sensors compare theirs to it).
 FINGERPRINT = "landing_fingerprint"
+#: Lines of each landed file (run and per-partition metadata; line accounting reads it from the run's report).
+LANDED_LINES = "landed_lines"
 
 
 def listings(run: Run, source: str) -> list[DayListing]:
@@ -63,7 +65,10 @@ def _with_audit(table: pa.Table, relative: str, day: str | None, partition_colum
     )
 
 
-def _report(run: Run, reads: Sequence[FileRead]) -> None:
+def _report(run: Run, reads: Sequence[FileRead], days: Sequence[str]) -> None:
+    """The run's landing figures; each day's files and their line counts also go to that day's partition."""
+    for day, r in zip(days, reads, strict=True):
+        run.day_report.setdefault(day, {}).setdefault(LANDED_LINES, {})[r.relative] = r.rows
     run.report.update(
         files=len(reads),
         landed_lines={r.relative: r.rows for r in reads},
@@ -126,7 +131,7 @@ def json_lines(source: str, partition_column: str) -> Callable[[Run], dict[str, 
         jobs = [(index, day, file) for index, (day, file) in enumerate(files)]
         with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="landing") as pool:
             reads = list(pool.map(read_one, jobs))
-        _report(run, reads)
+        _report(run, reads, [day for day, _ in files])
         return {LANDING: scratch.frame(run)}
 
     return read
@@ -139,7 +144,7 @@ def csv_records(source: str, partition_column: str, required: Sequence[str]) -> 
         parsed: list[tuple[str, LandingFile, CsvFile]] = []
         for day in listings(run, source):
             parsed += [(day.day, f, read_csv_records(f, required=required)) for f in day.files]
-        _report(run, [p.read for _, _, p in parsed])
+        _report(run, [p.read for _, _, p in parsed], [day for day, _, _ in parsed])
         columns = list(dict.fromkeys([*required, *(c for _, _, p in parsed for c in p.columns)]))
         empty = _with_audit(csv_table([], columns), "", None, partition_column)
         scratch = _Scratch(run, f"landing_{source}", empty.schema)

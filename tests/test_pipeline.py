@@ -14,6 +14,7 @@ from medallion_assets.orders import SILVER_SPEC
 from medallion_assets.quality.gate import DayOutcome, DayStats
 from medallion_assets.sample_data import FAULTS, GenerationReport, generate
 from resources.delta_store import DeltaTableStore
+from resources.settings import Settings
 
 from . import independent
 from .conftest import materialize_days
@@ -63,6 +64,27 @@ def test_two_partitions_end_to_end(resources, store, sample: GenerationReport) -
         assert meta["quarantined"] == (quarantine["order_date"].astype(str) == day).sum()
         assert 0.95 <= meta["pass_rate"] < 1.0 and meta["delta_version"] == 0 and meta["passed"] is True
         assert meta["partitions"] == ["2024-01-01", "2024-01-02"]  # the run's fields are on every partition
+
+
+def test_a_long_run_keeps_day_lists_on_their_own_partitions(resources, store, sample) -> None:
+    """Dagster copies a range run's metadata onto every partition: beyond ``gate_events_max_days`` days the run's
+    day and file lists stay on each day's own materialization (365 days × 365 entries made a year's backfill
+    spend most of its time serializing events)."""
+    days = ["2024-01-01", "2024-01-02", "2024-01-03"]
+    short = {**resources, "settings": Settings(gate_events_max_days=2)}
+    result = materialize_days(short, days[0], days[-1])
+    assert result.success
+    for key in ("bronze/orders", "silver/orders"):
+        events = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
+        assert sorted(e.partition for e in events) == days, key
+        for event in events:
+            meta = {k: v.value for k, v in event.materialization.metadata.items()}
+            assert not {"partitions", "published_partitions", "per_day"} & set(meta), (key, sorted(meta))
+            assert meta["partition_range"] == "2024-01-01...2024-01-03 (3 days)" and meta["published_days"] == 3
+            if key == "bronze/orders":  # its own files only, with their line counts
+                assert meta["landed_lines"] and {f.split("/")[1] for f in meta["landed_lines"]} == {
+                    f"date={event.partition}"
+                }, meta["landed_lines"]
 
 
 def test_rerunning_a_partition_gives_identical_tables(resources, store, sample) -> None:

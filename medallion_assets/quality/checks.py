@@ -148,7 +148,8 @@ def pandera_check(
             yield dg.AssetCheckResult(passed=False, metadata={"error": f"{table} does not exist"})
             return
         dt = store.delta_table(table)
-        days = list(context.partition_keys) if partition_column and context.has_partition_key_range else None
+        partitioned = context.has_partition_key or context.has_partition_key_range  # one day, or a range of days
+        days = list(context.partition_keys) if partition_column and partitioned else None
         filters = [(partition_column, "in", days)] if days else None
         frame = arrow_frame(dt.to_pyarrow_table(partitions=filters))
         result, failed_days = validate(model, frame, day_column=partition_column)
