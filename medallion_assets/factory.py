@@ -526,16 +526,18 @@ def _run_metadata(
     published = [o for o in outcomes if o.passed]
     rows_in = sum(o.stats.rows_in for o in outcomes)
     valid = sum(o.stats.valid for o in outcomes)
-    days: dict[str, Any] = {
-        "partitions": dg.MetadataValue.json([o.day for o in outcomes]),
-        "published_partitions": dg.MetadataValue.json([o.day for o in published]),
-        "per_day": per_day_table(outcomes),
-    }
-    if long_run:
-        days = {
+    days: dict[str, Any] = (
+        {
             "partition_range": dg.MetadataValue.text(f"{outcomes[0].day}...{outcomes[-1].day} ({len(outcomes)} days)"),
             "published_days": dg.MetadataValue.int(len(published)),
         }
+        if long_run
+        else {
+            "partitions": dg.MetadataValue.json([o.day for o in outcomes]),
+            "published_partitions": dg.MetadataValue.json([o.day for o in published]),
+            "per_day": per_day_table(outcomes),
+        }
+    )
     return {
         "dagster/row_count": dg.MetadataValue.int(sum(o.rows_written for o in published)),
         "rows_in": dg.MetadataValue.int(rows_in),
