@@ -17,19 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-
-def _stat(pid: int) -> list[str] | None:
-    """The fields of ``/proc/<pid>/stat`` after the command name (state first); None if it is gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def process_start_ticks(pid: int) -> str | None:
-    """When ``pid`` started, in clock ticks since boot; None unless it runs (zombies do not)."""
-    fields = _stat(pid)
-    return fields[19] if fields and fields[0] not in ("Z", "X") else None
+from resources.processes import proc_stat, process_start_ticks
 
 
 @dataclass(frozen=True)
@@ -81,7 +69,7 @@ def group_members(pgid: int) -> list[int]:
     """The live processes of process group ``pgid`` (zombies excluded), read from /proc."""
     members = []
     for entry in Path("/proc").iterdir():
-        fields = _stat(int(entry.name)) if entry.name.isdigit() else None
+        fields = proc_stat(int(entry.name)) if entry.name.isdigit() else None
         if fields and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
             members.append(int(entry.name))
     return members

@@ -30,6 +30,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from resources.errors import MedallionError
+from resources.processes import process_start_ticks
 
 POOL_WAIT_VAR = "MEDALLION_POOL_WAIT_SECONDS"
 DEFAULT_POOL_WAIT_SECONDS = 600.0
@@ -59,22 +60,6 @@ class PoolWaitInterrupted(dg.DagsterExecutionInterruptedError):
 
 
 # --- the worker process ------------------------------------------------------------------------------------
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """The fields of ``/proc/<pid>/stat`` after the command name (state first); None if unreadable."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def process_start_ticks(pid: int) -> str | None:
-    """When ``pid`` started, in clock ticks since boot; None if it does not run (zombies do not)."""
-    fields = _proc_stat(pid)
-    if fields is None or fields[0] in ("Z", "X"):
-        return None
-    return fields[19]
 
 
 def boot_id() -> str:
