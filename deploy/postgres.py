@@ -18,7 +18,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.processes import Proc, spawn, stop
@@ -40,7 +40,7 @@ class PgTarget:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)  # a test's failure report prints its fixtures
     db: str
 
     @classmethod

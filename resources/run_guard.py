@@ -1,9 +1,11 @@
 """Run guard: no run waits forever on a pool slot held by a dead or stuck run.
 
 * Each run records its worker process on itself as run tags (host, boot id, pid and the process start time
-  from ``/proc/<pid>/stat``, so a reused pid is not mistaken for the original).
+  from ``/proc/<pid>/stat``, so a reused pid is not mistaken for the original), with its own run id: Dagster
+  copies a run's tags to its re-executions and retries, whose worker is not yet recorded.
 * At every run start (and from ``run_guard_sensor`` in the daemon) every STARTING/STARTED/CANCELING run whose
-  recorded worker on this host is gone is reported failed and its concurrency slots are freed.
+  recorded worker on this host is gone is reported failed and its concurrency slots are freed; so are the slots
+  of an ended run whose worker died (the code server marks such a run failed but cannot free its slots).
 * While a step of this run waits for a pool slot, the guard sleeps between checks (Dagster's in-process
   executor polls without sleeping), says once which run holds the pool, stops on SIGTERM/SIGINT, and gives
   up after ``MEDALLION_POOL_WAIT_SECONDS`` (default 600) with an error naming the pool and its holder.
@@ -20,7 +22,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +47,7 @@ TAG_BOOT = "medallion/worker_boot_id"
 TAG_PID = "medallion/worker_pid"
 TAG_START = "medallion/worker_start_ticks"
 TAG_STARTED_AT = "medallion/worker_started_at"
+TAG_RUN = "medallion/worker_run_id"
 
 
 class RunGuardConfigError(MedallionError, ValueError):
@@ -106,8 +109,12 @@ class Worker:
         return cls(socket.gethostname(), boot_id(), os.getpid(), ticks, _started_at(ticks) if ticks else "")
 
     @classmethod
-    def from_tags(cls, tags: Mapping[str, str]) -> Worker | None:
-        """The worker recorded on a run; None for a run the guard never saw start."""
+    def of_run(cls, run: dg.DagsterRun) -> Worker | None:
+        """The worker this run recorded; None for a run the guard never saw start, including a re-execution
+        or retry carrying the worker tags of the run it repeats."""
+        tags = run.tags
+        if tags.get(TAG_RUN) != run.run_id:
+            return None
         try:
             pid = int(tags[TAG_PID])
             return cls(
@@ -116,8 +123,10 @@ class Worker:
         except (KeyError, ValueError):
             return None
 
-    def as_tags(self) -> dict[str, str]:
+    def as_tags(self, run_id: str) -> dict[str, str]:
+        """The run tags that record this worker as ``run_id``'s."""
         return {
+            TAG_RUN: run_id,
             TAG_HOST: self.host,
             TAG_BOOT: self.boot_id,
             TAG_PID: str(self.pid),
@@ -150,24 +159,30 @@ class Worker:
 # --- reaping runs whose worker died ------------------------------------------------------------------------
 
 
-def pools_of_run(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    """The pools in which ``run_id`` holds a slot or has a step waiting."""
+def slot_holders(instance: dg.DagsterInstance) -> dict[str, list[str]]:
+    """run id → the pools in which that run holds a slot or has a step waiting."""
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
-        return []
-    infos = storage.get_concurrency_infos(sorted(storage.get_concurrency_keys()))
-    return sorted(
-        pool
-        for pool, info in infos.items()
-        if any(s.run_id == run_id for s in info.claimed_slots) or any(p.run_id == run_id for p in info.pending_steps)
-    )
+        return {}
+    holders: dict[str, list[str]] = {}
+    for pool, info in sorted(storage.get_concurrency_infos(sorted(storage.get_concurrency_keys())).items()):
+        for run_id in {s.run_id for s in info.claimed_slots} | {p.run_id for p in info.pending_steps}:
+            holders.setdefault(run_id, []).append(pool)
+    return holders
 
 
 def dead_runs(instance: dg.DagsterInstance, exclude: str | None = None) -> list[tuple[dg.DagsterRun, Worker, str]]:
-    """In-progress runs whose recorded worker on this host is gone: ``(run, worker, why)``."""
+    """Runs whose recorded worker on this host is gone: ``(run, worker, why)``. Those still in progress, and
+    those already ended that still hold pool slots (the code server marks a run failed when its worker dies,
+    but only a live worker frees slots; Dagster's run monitoring does it a minute after the run ended)."""
+    runs = {r.run_id: r for r in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE_STATUSES))}
+    for run_id in slot_holders(instance).keys() - runs.keys():
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.is_finished:
+            runs[run_id] = run
     found = []
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE_STATUSES)):
-        worker = Worker.from_tags(run.tags)
+    for run in runs.values():
+        worker = Worker.of_run(run)
         if run.run_id == exclude or worker is None or not worker.is_local():
             continue
         why = worker.death()
@@ -176,24 +191,28 @@ def dead_runs(instance: dg.DagsterInstance, exclude: str | None = None) -> list[
     return found
 
 
-def reap_message(worker: Worker, why: str, reaper: str, pools: list[str]) -> str:
+def reap_message(worker: Worker, why: str, reaper: str, pools: list[str], ended: bool = False) -> str:
     freed = f"freed its slots in pool(s) {', '.join(pools)}" if pools else "it held no pool slot"
-    return (
-        f"The run worker died: {worker.describe()} is gone ({why}). "
-        f"Medallion's run guard ({reaper}) marked this run failed and {freed}."
-    )
+    done = freed if ended else f"marked this run failed and {freed}"
+    return f"The run worker died: {worker.describe()} is gone ({why}). Medallion's run guard ({reaper}) {done}."
 
 
 def reap_dead_runs(instance: dg.DagsterInstance, reaper: str, exclude: str | None = None, log: Any = None) -> list[str]:
-    """Report every run whose worker died as failed and free its slots; the ids of those runs."""
+    """Report every in-progress run whose worker died as failed, free the slots of every run whose worker died;
+    the ids of those runs."""
     reaped = []
     for run, worker, why in dead_runs(instance, exclude):
         current = instance.get_run_by_id(run.run_id)
-        if current is None or current.status not in ACTIVE_STATUSES:
-            continue  # another reaper (or the run itself) got there first
-        pools = pools_of_run(instance, run.run_id)
-        message = reap_message(worker, why, reaper, pools)
-        instance.report_run_failed(current, message=message)
+        if current is None or (current.status not in ACTIVE_STATUSES and not current.is_finished):
+            continue
+        pools = slot_holders(instance).get(run.run_id, [])
+        if current.is_finished and not pools:
+            continue  # another reaper (or Dagster) got there first
+        message = reap_message(worker, why, reaper, pools, ended=current.is_finished)
+        if current.is_finished:
+            instance.report_engine_event(message, current)
+        else:
+            instance.report_run_failed(current, message=message)
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         if log is not None:
             log.warning(f"run {run.run_id}: {message}")
@@ -238,7 +257,7 @@ def describe_holders(instance: dg.DagsterInstance, pool: str) -> str:
     parts = []
     for slot in info.claimed_slots:
         run = instance.get_run_by_id(slot.run_id)
-        worker = Worker.from_tags(run.tags) if run else None
+        worker = Worker.of_run(run) if run else None
         record = instance.get_run_record_by_id(slot.run_id)
         since = assigned.get((slot.run_id, slot.step_key)) or (record.start_time if record else None)
         who = worker.describe() if worker else "worker unknown: the run did not record it"
@@ -345,7 +364,7 @@ class RunGuard(dg.ConfigurableResource):
         instance, run = context.instance, context.dagster_run
         if instance is None or run is None:
             return  # built outside a run (e.g. build_resources)
-        instance.add_run_tags(run.run_id, Worker.current().as_tags())
+        instance.add_run_tags(run.run_id, Worker.current().as_tags(run.run_id))
         reap_dead_runs(instance, reaper=f"run {run.run_id}", exclude=run.run_id, log=context.log)
         self._wait = PoolWait(instance, run.run_id, limit, setting, log=context.log)
         self._wait.install()

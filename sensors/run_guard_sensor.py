@@ -16,10 +16,12 @@ SENSOR_NAME = "run_guard_sensor"
     name=SENSOR_NAME,
     minimum_interval_seconds=30,
     default_status=automation_status(),
-    description="Marks in-progress runs whose worker process died as failed and frees their pool slots.",
+    description=(
+        "Marks in-progress runs whose worker process died as failed; frees the pool slots of any run whose worker died."
+    ),
 )
 def run_guard_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     reaped = reap_dead_runs(context.instance, reaper=f"sensor {SENSOR_NAME}", log=context.log)
     if reaped:
-        return dg.SkipReason(f"marked {len(reaped)} run(s) whose worker died as failed: {', '.join(reaped)}")
+        return dg.SkipReason(f"reaped {len(reaped)} run(s) whose worker died: {', '.join(reaped)}")
     return dg.SkipReason("no in-progress run on this host has lost its worker")

@@ -19,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster._core.test_utils import create_run_for_test
+from dagster._core.utils import make_new_run_id
 
 from resources.run_guard import (
     POOL_WAIT_VAR,
@@ -229,42 +230,64 @@ def test_signal_stops_a_blocked_run_that_does_not_spin(
     assert spun < 0.6, f"{spun:.2f} s of CPU in 3 s while blocked"  # Dagster alone spins at ~98 % of a core
 
 
-def test_daemon_sensor_frees_the_slot_a_queued_run_waits_for(
-    instance: dg.DagsterInstance, start: Start, home: Path
+def test_daemon_sensor_frees_the_slot_a_queued_run_waits_for_and_the_dead_run_is_retried(
+    instance: dg.DagsterInstance, home: Path
 ) -> None:
+    """Both runs launched by the daemon; the first one's worker is SIGKILLed while it holds the pool. The sensor
+    reaps it (freeing the slot the second run waits for), and Dagster's run retries (dagster.yaml) re-execute
+    it: the retry starts with its parent's worker tags, and the guard must not reap it for its parent's death."""
     workspace = home / "workspace.yaml"
     workspace.write_text(
         "load_from:\n  - python_module:\n      module_name: tests.run_guard_defs\n"
         f"      working_directory: {REPO}\n      location_name: run_guard_test\n"
     )
-    dead = start(sleep=120)
-    dead_run = wait_until(lambda: holding(instance, dead), timeout=40, what="the first run to hold the pool")
-    os.kill(dead.pid, signal.SIGKILL)
-    dead.wait(timeout=10)
+    release = home / "release"
+    env = environment(home, RUN_GUARD_TEST_SLEEP="120", RUN_GUARD_TEST_RELEASE=str(release))
     launch = [str(BIN / "dagster"), "job", "launch", "-w", str(workspace), "-j", "__ASSET_JOB"]
-    subprocess.run(launch, cwd=REPO, env=environment(home), capture_output=True, check=True, timeout=60)
-    (queued,) = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))
-
     with open(home / "daemon.log", "wb") as log:
         daemon = subprocess.Popen(
             [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
             cwd=REPO,
-            env=environment(home, MEDALLION_AUTOMATION="on"),  # the sensor starts RUNNING
+            env={**env, "MEDALLION_AUTOMATION": "on"},  # the sensor starts RUNNING
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
-        wait_until(lambda: instance.get_run_by_id(queued.run_id).is_finished, timeout=50, what="the queued run")
+        subprocess.run(launch, cwd=REPO, env=env, capture_output=True, check=True, timeout=60)
+        (dead_run,) = instance.get_runs()
+
+        def holder() -> Worker | None:
+            run = instance.get_run_by_id(dead_run.run_id)
+            return Worker.of_run(run) if in_pool(instance, run.run_id) and Worker.of_run(run) else None
+
+        dead = wait_until(holder, timeout=60, what="the first run to hold the pool")
+        subprocess.run(launch, cwd=REPO, env=env, capture_output=True, check=True, timeout=60)
+        (queued,) = [r for r in instance.get_runs() if r.run_id != dead_run.run_id]
+        os.kill(dead.pid, signal.SIGKILL)
+        release.touch()  # the retry does not hold the pool for long
+
+        def all_done() -> list[dg.DagsterRun] | None:
+            runs = instance.get_runs()
+            return runs if len(runs) == 3 and all(r.is_finished for r in runs) else None
+
+        runs = wait_until(all_done, timeout=120, what="the queued run, the dead run's retry and their ends")
     except TimeoutError:
-        pytest.fail(f"queued run never finished:\n{(home / 'daemon.log').read_text()[-3000:]}")
+        pytest.fail(f"runs never finished:\n{(home / 'daemon.log').read_text()[-3000:]}")
     finally:
         stop_group(daemon)
-    launched = instance.get_run_by_id(queued.run_id)
-    assert launched.status == dg.DagsterRunStatus.SUCCESS
-    assert TAG_PID in launched.tags  # a run worker the code server spawned records itself too
-    assert "sensor run_guard_sensor" in failure_text(instance, dead_run)
+    by_id = {r.run_id: r for r in runs}
+    (retry,) = [r for r in runs if r.parent_run_id == dead_run.run_id]
+    assert by_id[dead_run.run_id].status == dg.DagsterRunStatus.FAILURE  # by its code server, or by the guard
+    # The guard freed its slot (Dagster frees an ended run's slots only after free_slots_after_run_end_seconds).
+    guard = [e.message for e in instance.all_logs(dead_run.run_id) if "Medallion's run guard" in e.message]
+    assert guard and "freed its slots in pool(s) run_guard_test_pool" in guard[0], guard
+    assert by_id[queued.run_id].status == dg.DagsterRunStatus.SUCCESS
+    assert Worker.of_run(by_id[queued.run_id]) is not None  # a worker the code server spawned records itself
+    assert retry.status == dg.DagsterRunStatus.SUCCESS, failure_text(instance, retry.run_id)
+    assert retry.tags["dagster/retry_number"] == "1"
+    assert Worker.of_run(retry) not in (None, dead)  # it recorded its own worker over the inherited tags
 
 
 def test_sensor_reaps_only_runs_whose_local_worker_died(instance: dg.DagsterInstance) -> None:
@@ -279,23 +302,31 @@ def test_sensor_reaps_only_runs_whose_local_worker_died(instance: dg.DagsterInst
     }
     storage = instance.event_log_storage
     storage.set_concurrency_slots(POOL, 10)
-    runs = {}
-    for name, worker in {**workers, "untagged": None}.items():
-        tags = worker.as_tags() if worker else {}
-        runs[name] = create_run_for_test(instance, status=dg.DagsterRunStatus.STARTED, tags=tags).run_id
-        assert storage.claim_concurrency_slot(POOL, runs[name], "step").is_claimed
+    # Runs that ended (marked failed by their code server, or in the UI) but still hold a slot.
+    workers |= {"ended_dead": workers["dead"], "ended_live": me}
+    runs = {name: make_new_run_id() for name in [*workers, "untagged", "retry_of_dead"]}
+    tags = {name: worker.as_tags(runs[name]) for name, worker in workers.items()}
+    # Dagster copies a run's tags to its retries and re-executions: the dead worker is the parent's, not the retry's.
+    tags |= {"untagged": {}, "retry_of_dead": tags["dead"]}
+    for name, run_id in runs.items():
+        status = dg.DagsterRunStatus.FAILURE if name.startswith("ended") else dg.DagsterRunStatus.STARTED
+        create_run_for_test(instance, run_id=run_id, status=status, tags=tags[name])
+        assert storage.claim_concurrency_slot(POOL, run_id, "step").is_claimed
 
     result = run_guard_sensor(dg.build_sensor_context(instance=instance))
-    assert "marked 2 run(s)" in result.skip_message
+    assert "reaped 3 run(s)" in result.skip_message
 
-    for name in ("dead", "reused_pid"):
+    for name in ("dead", "reused_pid", "ended_dead"):
         assert instance.get_run_by_id(runs[name]).status == dg.DagsterRunStatus.FAILURE, name
         assert not in_pool(instance, runs[name]), name
     assert "no process has pid" in failure_text(instance, runs["dead"])
     assert "now belongs to another process" in failure_text(instance, runs["reused_pid"])
-    for name in ("live", "other_host", "untagged"):
+    ended = [e.message for e in instance.all_logs(runs["ended_dead"]) if "run guard" in e.message]
+    assert len(ended) == 1 and "freed its slots in pool(s)" in ended[0] and "marked" not in ended[0], ended
+    for name in ("live", "other_host", "untagged", "retry_of_dead"):
         assert instance.get_run_by_id(runs[name]).status == dg.DagsterRunStatus.STARTED, name
         assert in_pool(instance, runs[name]), name
+    assert in_pool(instance, runs["ended_live"])  # its worker may still write: Dagster's 60 s wait applies
     again = run_guard_sensor(dg.build_sensor_context(instance=instance))
     assert again.skip_message.startswith("no in-progress run")
 
