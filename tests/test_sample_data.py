@@ -1,12 +1,16 @@
 """The sample data generator: deterministic, and it writes every fault it promises."""
 
+import csv
 import hashlib
 import json
+import re
+from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from medallion_assets.sample_data import FAULTS, generate, main
+from medallion_assets.sample_data import FAULTS, FORCED_FAULT_MIN_ROWS, SEGMENTS, generate, generate_customers, main
 
 
 def digest(root: Path) -> dict[str, str]:
@@ -102,3 +106,20 @@ def test_cli_keeps_existing_days_and_defaults_to_the_days_up_to_yesterday(tmp_pa
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "orders").rglob("*.json*")}
     assert main(["--days", "2", "--orders-per-day", "5", "--landing", str(tmp_path), "--customers", "0"]) == 0
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "orders").rglob("*.json*")} == before  # nothing rewritten
+
+
+@pytest.mark.parametrize("customers", [100, 300, 2000])
+def test_every_sample_customer_day_passes_the_default_silver_gate(tmp_path: Path, customers: int) -> None:
+    """Faulty customer rows stay under 5 % of every day at any feed size and date (a live sample day of 7 rows
+    with one forced bad row was refused at 85.7 %); a day large enough to hold one still gets one."""
+    generate_customers(tmp_path, days=40, customers=customers, seed=5, start=date(2026, 11, 1))
+    for folder in sorted((tmp_path / "customers").iterdir()):
+        rows = list(csv.DictReader((folder / "customers-000.csv").open(encoding="utf-8")))
+        bad = [
+            r for r in rows
+            if not r["customer_id"] or r["segment"] not in SEGMENTS or not re.fullmatch(r"[^@\s]+@[^@\s]+", r["email"])
+        ]  # fmt: skip
+        assert len(bad) < 0.05 * len(rows), (folder.name, len(bad), len(rows))
+        # A faulty row is a copy of another row of the day with one field broken.
+        copies = Counter((r["name"], r["updated_at"]) for r in rows)
+        assert (max(copies.values()) > 1) == (len(rows) > FORCED_FAULT_MIN_ROWS), (folder.name, len(rows))
