@@ -52,6 +52,7 @@ SUMMARY = {
     "bronze_vs_polars_ratio": ("throughput", "bronze_vs_polars_ratio"),
     "incremental_day365_vs_day1_ratio": ("incremental", "incremental_day365_vs_day1_ratio"),
     "backfill_365_days_seconds": ("backfill", "backfill_365_days_seconds"),
+    "backfill_365_days_postgres_seconds": ("backfill", "backfill_365_days_postgres_seconds"),
     "daemon_backfill_365_days_seconds": ("backfill", "daemon_backfill_365_days_seconds"),
     "small_day_run_seconds": ("latency", "small_day_run_seconds"),
     "file_to_gold_seconds": ("latency", "file_to_gold_seconds"),

@@ -10,14 +10,17 @@ Debian's ``postgresql`` package creates).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,3 +258,19 @@ class LocalCluster:
             if secret:  # a failed statement is echoed back
                 output = output.replace(secret, "<password>")
             raise PostgresError(f"{tool} failed for {self.data_dir} (exit {done.returncode}):\n{output[-3000:]}")
+
+
+@contextlib.contextmanager
+def throwaway_cluster(port: int) -> Iterator[tuple[LocalCluster, PgTarget]]:
+    """A new cluster in a temporary folder on 127.0.0.1:``port`` with a random password, for tests and
+    benchmarks: the cluster and its ``postgres`` database; stopped by pid and deleted on exit."""
+    folder = tempfile.mkdtemp(prefix="medallion-pg-")  # outside pytest's tmp: the postgres OS user must reach it
+    cluster = LocalCluster(folder, port=port)
+    password = secrets.token_urlsafe(18)
+    try:
+        cluster.init()
+        cluster.start(password)
+        yield cluster, cluster.target(password, "postgres")
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)

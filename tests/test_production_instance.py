@@ -31,7 +31,7 @@ from dagster_postgres.utils import DagsterPostgresException
 from deltalake import DeltaTable
 
 from deploy.local_prod import Topology, code_server_serving
-from deploy.postgres import ENV_VARS, LocalCluster, PgTarget, PostgresError
+from deploy.postgres import ENV_VARS, LocalCluster, PgTarget, PostgresError, throwaway_cluster
 from medallion_assets.sample_data import generate
 
 from .services import BIN, REPO, DagsterServices, free_port, wait_until
@@ -57,16 +57,8 @@ FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.Dagster
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PgTarget]:
     """A PostgreSQL server for the module (its ``postgres`` maintenance database as the target)."""
-    folder = tempfile.mkdtemp(prefix="medallion-pg-")  # not under pytest's tmp: the postgres OS user must reach it
-    cluster = LocalCluster(folder, port=free_port())
-    password = secrets.token_urlsafe(18)
-    try:
-        cluster.init()
-        cluster.start(password)
-        yield cluster.target(password, "postgres")
-    finally:
-        cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    with throwaway_cluster(free_port()) as (cluster, target):
+        yield target
     assert not cluster.running()
 
 
