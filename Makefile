@@ -88,5 +88,5 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
 	touch $@
 
-bench: $(VENV)/.bench-installed java postgres  ## every benchmark scenario in one run (10-20 min; not in `make test`); BENCH_ARGS=--quick
+bench: $(VENV)/.bench-installed java postgres  ## every benchmark scenario in one run (about 30 min; not in `make test`); BENCH_ARGS=--quick
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
