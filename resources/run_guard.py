@@ -176,10 +176,9 @@ def dead_runs(instance: dg.DagsterInstance, exclude: str | None = None) -> list[
     those already ended that still hold pool slots (the code server marks a run failed when its worker dies,
     but only a live worker frees slots; Dagster's run monitoring does it a minute after the run ended)."""
     runs = {r.run_id: r for r in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE_STATUSES))}
-    for run_id in slot_holders(instance).keys() - runs.keys():
-        run = instance.get_run_by_id(run_id)
-        if run is not None and run.is_finished:
-            runs[run_id] = run
+    holding = sorted(slot_holders(instance).keys() - runs.keys())
+    if holding:
+        runs |= {r.run_id: r for r in instance.get_runs(filters=dg.RunsFilter(run_ids=holding)) if r.is_finished}
     found = []
     for run in runs.values():
         worker = Worker.of_run(run)

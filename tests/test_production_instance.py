@@ -214,10 +214,10 @@ def test_a_sensor_run_survives_a_daemon_kill_and_so_does_the_cursor(tmp_path: Pa
         cursor = wait_until(lambda: stored_cursor(instance), timeout=10, what="the sensor's cursor", interval=0.1)
         assert cursor == first["cursor"] and '"2024-01-01"' in cursor
         dagster.kill("daemon")
-        status_at_kill = instance.get_run_by_id(run_id).status
+        at_kill = instance.get_run_by_id(run_id)
+        status_at_kill = at_kill.status
         if status_at_kill == dg.DagsterRunStatus.QUEUED:  # the daemon's first write of a launch, without the second
-            job_name = instance.get_run_by_id(run_id).job_name
-            starting = DagsterEvent(dg.DagsterEventType.PIPELINE_STARTING.value, job_name=job_name)
+            starting = DagsterEvent(dg.DagsterEventType.PIPELINE_STARTING.value, job_name=at_kill.job_name)
             instance.report_dagster_event(starting, run_id=run_id)
         dagster.start_process("daemon")
         restarted_at = time.time()

@@ -259,8 +259,8 @@ def test_daemon_sensor_frees_the_slot_a_queued_run_waits_for_and_the_dead_run_is
         (dead_run,) = instance.get_runs()
 
         def holder() -> Worker | None:
-            run = instance.get_run_by_id(dead_run.run_id)
-            return Worker.of_run(run) if in_pool(instance, run.run_id) and Worker.of_run(run) else None
+            worker = Worker.of_run(instance.get_run_by_id(dead_run.run_id))
+            return worker if worker and in_pool(instance, dead_run.run_id) else None
 
         dead = wait_until(holder, timeout=60, what="the first run to hold the pool")
         subprocess.run(launch, cwd=REPO, env=env, capture_output=True, check=True, timeout=60)
