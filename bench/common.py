@@ -37,6 +37,8 @@ class Sizes:
     sensor_files: int = 10_000
     sensor_files_per_day: int = 25
     sensor_repeats: int = 5
+    instance_events: int = 300
+    instance_event_rounds: int = 3
 
 
 QUICK = Sizes(
@@ -52,6 +54,8 @@ QUICK = Sizes(
     sensor_files=1_000,
     sensor_files_per_day=25,
     sensor_repeats=3,
+    instance_events=50,
+    instance_event_rounds=2,
 )
 
 

@@ -27,6 +27,7 @@ from bench import (
     scenario_backfill,
     scenario_engine_start,
     scenario_incremental,
+    scenario_instance_events,
     scenario_latency,
     scenario_scale,
     scenario_sensor_scan,
@@ -40,6 +41,7 @@ SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "backfill": scenario_backfill.run,
     "engine_start": scenario_engine_start.run,
     "sensor_scan": scenario_sensor_scan.run,
+    "instance_events": scenario_instance_events.run,
     "latency": scenario_latency.run,
     "scale": scenario_scale.run,
 }
@@ -59,6 +61,8 @@ SUMMARY = {
     "sail_start_seconds": ("engine_start", "sail_start_seconds"),
     "jvm_spark_start_seconds": ("engine_start", "jvm_spark_start_seconds"),
     "sensor_scan_10k_files_seconds": ("sensor_scan", "sensor_scan_10k_files_seconds"),
+    "instance_event_ms": ("instance_events", "instance_event_ms"),
+    "stock_sqlite_instance_event_ms": ("instance_events", "stock_sqlite_ms_per_event"),
     "throughput_rows_per_second": ("throughput", "throughput_rows_per_second"),
     "peak_rss_mb": ("throughput", "peak_rss_mb"),
 }

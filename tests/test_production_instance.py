@@ -25,10 +25,14 @@ from typing import Any
 
 import dagster as dg
 import pytest
+import sqlalchemy
 import yaml
 from dagster._core.events import DagsterEvent  # to emulate the daemon's first write of a launch
+from dagster._core.test_utils import create_run_for_test
+from dagster_postgres import PostgresRunStorage
 from dagster_postgres.utils import DagsterPostgresException
 from deltalake import DeltaTable
+from sqlalchemy.engine import Engine
 
 from deploy.local_prod import Topology, code_server_serving
 from deploy.postgres import ENV_VARS, LocalCluster, PgTarget, PostgresError, throwaway_cluster
@@ -134,8 +138,13 @@ def test_production_instance_differs_from_the_dev_instance_only_in_storage() -> 
     dev = yaml.safe_load((REPO / "dagster.yaml").read_text())
     prod = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     storage = prod.pop("storage")
+    assert dev.pop("instance_class") == {"module": "resources.instance_storage", "class": "PooledSqliteInstance"}
     assert prod == dev  # run coordinator, concurrency, run monitoring, telemetry: one set of settings
-    db = storage["postgres"]["postgres_db"]
+    assert (storage["custom"]["module"], storage["custom"]["class"]) == (
+        "resources.instance_storage",
+        "PooledPostgresStorage",
+    )
+    db = storage["custom"]["config"]["postgres_db"]
     fields = {"hostname": "HOST", "port": "PORT", "username": "USER", "password": "PASSWORD", "db_name": "DB"}
     assert {key: db[key] for key in fields} == {key: {"env": f"MEDALLION_PG_{v}"} for key, v in fields.items()}
     assert db["scheme"] == "postgresql+psycopg2" and db["params"]["connect_timeout"] > 0
@@ -150,6 +159,45 @@ def test_production_instance_differs_from_the_dev_instance_only_in_storage() -> 
             }
         }
     ]
+
+
+def test_the_production_storage_keeps_one_connection_and_replaces_one_the_server_dropped(
+    tmp_path: Path, pg: PgTarget
+) -> None:
+    """Every storage call used to connect anew (TCP + SCRAM); a pooled connection must survive the server ending it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
+    opened: list[object] = []
+
+    def on_connect(dbapi_connection: object, _record: object) -> None:
+        opened.append(dbapi_connection)
+
+    sqlalchemy.event.listen(Engine, "connect", on_connect)
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert isinstance(instance.run_storage, PostgresRunStorage)
+            opened.clear()
+            run = create_run_for_test(instance, job_name="j")
+            for n in range(20):
+                instance.report_engine_event(f"event {n}", run)
+            assert instance.get_run_by_id(run.run_id) is not None
+            assert len(opened) == 1  # runs, events and reads: one connection for the process
+            conn = pg.connect()  # the server ends the instance's session (a restart, a failover, an idle timeout)
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                assert cur.fetchone()[0] == 1
+            conn.close()
+            instance.report_engine_event("after the drop", run)
+            assert len(opened) == 2
+            assert [r.event_log_entry.message for r in instance.get_records_for_run(run.run_id).records][-1] == (
+                "after the drop"
+            )
+    finally:
+        sqlalchemy.event.remove(Engine, "connect", on_connect)
 
 
 def test_a_local_cluster_takes_a_new_password_at_each_start_and_tcp_only() -> None:

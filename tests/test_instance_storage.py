@@ -1,0 +1,165 @@
+"""The dev instance's pooled SQLite storage (``resources/instance_storage.py``) keeps Dagster's SQLite contract.
+
+Each test opens the repo's ``dagster.yaml`` in a fresh ``DAGSTER_HOME``. What must hold with connections kept open:
+the files are Dagster's (a stock ``storage: sqlite`` instance reads them, and writes it makes are read back); another
+process sees every write at once; the webserver's watcher of a live run still hears each event; a wipe leaves no
+connection writing into a deleted file; a forked child does not share its parent's connections.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy
+import yaml
+from dagster._core.test_utils import create_run_for_test
+from sqlalchemy.engine import Engine
+
+from resources.instance_storage import (
+    PooledSqliteEventLogStorage,
+    PooledSqliteRunStorage,
+    PooledSqliteScheduleStorage,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the repo's dagster.yaml, opened by path: ``DAGSTER_HOME`` is not set in this process."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    return home
+
+
+@pytest.fixture
+def instance(home: Path) -> Iterator[dg.DagsterInstance]:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance
+
+
+def stock_instance(home: Path, tmp_path: Path) -> dg.DagsterInstance:
+    """Dagster's own SQLite storage over the same files (the default ``storage: sqlite`` layout)."""
+    config = tmp_path / "stock"
+    config.mkdir(exist_ok=True)
+    (config / "dagster.yaml").write_text(yaml.safe_dump({"storage": {"sqlite": {"base_dir": str(home)}}}))
+    return dg.DagsterInstance.from_config(str(config))
+
+
+def engine_event(instance: dg.DagsterInstance, run: dg.DagsterRun, message: str) -> None:
+    instance.report_engine_event(message, run)
+
+
+def messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    return [r.event_log_entry.message for r in instance.get_records_for_run(run_id).records]
+
+
+def test_the_dev_instance_uses_the_pooled_storage_for_runs_events_and_schedules(
+    home: Path, instance: dg.DagsterInstance
+) -> None:
+    assert Path(instance.root_directory) == home  # the folder it was opened from, as Dagster's default
+    assert isinstance(instance.run_storage, PooledSqliteRunStorage)
+    assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+    assert isinstance(instance.schedule_storage, PooledSqliteScheduleStorage)
+    assert instance.event_log_storage.supports_global_concurrency_limits  # pools need the index shard's tables
+
+
+def test_the_files_are_dagsters_sqlite_storage_both_ways(
+    home: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    run = create_run_for_test(instance, job_name="j")
+    engine_event(instance, run, "written by the pooled storage")
+    with stock_instance(home, tmp_path) as stock:
+        assert stock.get_run_by_id(run.run_id) is not None
+        assert "written by the pooled storage" in messages(stock, run.run_id)
+        engine_event(stock, run, "written by the stock storage")
+        stock_run = create_run_for_test(stock, job_name="k")
+    assert "written by the stock storage" in messages(instance, run.run_id)
+    assert instance.get_run_by_id(stock_run.run_id) is not None
+    assert sorted(p.name for p in (home / "history").iterdir() if p.suffix == ".db") == ["runs.db"]
+    assert (home / "history" / "runs" / f"{run.run_id}.db").exists()
+    assert (home / "schedules" / "schedules.db").exists()
+
+
+def test_another_process_sees_each_write_at_once(home: Path, instance: dg.DagsterInstance) -> None:
+    run = create_run_for_test(instance, job_name="j")
+    read = (
+        "import sys, dagster as dg\n"
+        "with dg.DagsterInstance.get() as i:\n"
+        "    print(len(i.get_records_for_run(sys.argv[1]).records), i.get_run_by_id(sys.argv[1]).status.value)\n"
+    )
+    for n in range(1, 4):
+        engine_event(instance, run, f"event {n}")
+        instance.report_run_failed(run) if n == 3 else None
+        env = {**os.environ, "DAGSTER_HOME": str(home)}
+        out = subprocess.run(
+            [sys.executable, "-c", read, run.run_id], capture_output=True, text=True, check=True, env=env
+        )
+        count, status = out.stdout.split()
+        assert int(count) == len(instance.get_records_for_run(run.run_id).records)
+        assert status == ("FAILURE" if n == 3 else "NOT_STARTED")
+
+
+def test_the_webservers_watcher_hears_each_event_of_a_live_run(home: Path, instance: dg.DagsterInstance) -> None:
+    """The UI follows a run through a watchdog on ``<run_id>.db``: a write left in the WAL would never reach it."""
+    run = create_run_for_test(instance, job_name="j")
+    engine_event(instance, run, "before the watch")
+    heard: list[str] = []
+    got = threading.Event()
+
+    def on_event(entry: dg.EventLogEntry, _cursor: str) -> None:
+        heard.append(entry.message)
+        if entry.message == "event 3":
+            got.set()
+
+    with dg.DagsterInstance.from_config(str(home)) as watcher:  # the webserver's own instance
+        cursor = str(watcher.get_records_for_run(run.run_id).cursor)
+        watcher.watch_event_logs(run.run_id, cursor, on_event)
+        try:
+            for n in range(1, 4):
+                engine_event(instance, run, f"event {n}")
+            assert got.wait(timeout=20), f"the watcher heard only {heard}"
+        finally:
+            watcher.end_watch_event_logs(run.run_id, on_event)
+    assert heard == ["event 1", "event 2", "event 3"]
+
+
+def test_a_wipe_leaves_no_connection_writing_into_a_deleted_shard(
+    home: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    run = create_run_for_test(instance, job_name="j")
+    engine_event(instance, run, "before the wipe")
+    instance.event_log_storage.wipe()
+    engine_event(instance, run, "after the wipe")
+    with stock_instance(home, tmp_path) as stock:
+        assert messages(stock, run.run_id) == ["after the wipe"]
+
+
+def test_a_forked_child_opens_its_own_connections(instance: dg.DagsterInstance) -> None:
+    """SQLite connections must not cross a fork: the child's first write opens connections of its own."""
+    run = create_run_for_test(instance, job_name="j")
+    engine_event(instance, run, "parent, before the fork")
+    pid = os.fork()
+    if pid == 0:  # the child writes through the storage it inherited, then exits without cleanup
+        code = 1
+        try:
+            opened: list[object] = []
+            sqlalchemy.event.listen(Engine, "connect", lambda dbapi_conn, _record: opened.append(dbapi_conn))
+            engine_event(instance, run, "child")
+            code = 0 if opened else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # 2: the child wrote on its parent's connection
+    engine_event(instance, run, "parent, after the fork")
+    assert messages(instance, run.run_id) == ["parent, before the fork", "child", "parent, after the fork"]
