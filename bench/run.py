@@ -62,6 +62,7 @@ SUMMARY = {
     "jvm_spark_start_seconds": ("engine_start", "jvm_spark_start_seconds"),
     "sensor_scan_10k_files_seconds": ("sensor_scan", "sensor_scan_10k_files_seconds"),
     "instance_event_ms": ("instance_events", "instance_event_ms"),
+    "instance_batched_event_ms": ("instance_events", "instance_batched_event_ms"),
     "stock_sqlite_instance_event_ms": ("instance_events", "stock_sqlite_ms_per_event"),
     "throughput_rows_per_second": ("throughput", "throughput_rows_per_second"),
     "peak_rss_mb": ("throughput", "peak_rss_mb"),

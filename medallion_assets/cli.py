@@ -13,6 +13,7 @@ the UI), with one progress line per step and a one-line error for a day outside 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import threading
@@ -33,6 +34,7 @@ class UsageError(MedallionError):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``medallion`` console script: run the command, return the exit code for the process to exit with."""
     os.environ.setdefault("RUST_LOG", "warn")  # the embedded engine's start-up chatter
     parser = _parser()
     args = parser.parse_args(argv)
@@ -41,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, MedallionError) as exc:
         print(f"medallion: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        # The process exits next. Without this, the interpreter's last collections walk every object Dagster,
+        # pyspark and pandas loaded: 1.7-1.8 s after a day's run here, 0.75 s after `import dagster` alone.
+        gc.freeze()
 
 
 def _parser() -> argparse.ArgumentParser:

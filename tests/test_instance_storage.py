@@ -13,6 +13,8 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,14 @@ import dagster as dg
 import pytest
 import sqlalchemy
 import yaml
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
+from dagster._core.events import (
+    AssetMaterializationPlannedData,
+    DagsterEvent,
+    DagsterEventBatchMetadata,
+    DagsterEventType,
+    StepMaterializationData,
+)
 from dagster._core.test_utils import create_run_for_test
 from sqlalchemy.engine import Engine
 
@@ -30,6 +40,7 @@ from resources.instance_storage import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+ASSET = dg.AssetKey(["silver", "orders"])
 
 
 @pytest.fixture
@@ -163,3 +174,99 @@ def test_a_forked_child_opens_its_own_connections(instance: dg.DagsterInstance) 
     assert os.waitstatus_to_exitcode(status) == 0  # 2: the child wrote on its parent's connection
     engine_event(instance, run, "parent, after the fork")
     assert messages(instance, run.run_id) == ["parent, before the fork", "child", "parent, after the fork"]
+
+
+def range_run_events(run: dg.DagsterRun, days: list[str]) -> list[DagsterEvent]:
+    """What a range run writes as batches: a plan per day and a check's plan, then a materialization per day."""
+    planned = [
+        DagsterEvent(
+            DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value,
+            run.job_name,
+            event_specific_data=AssetMaterializationPlannedData(ASSET, partition=day),
+        )
+        for day in days
+    ]
+    check = DagsterEvent(
+        DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value,
+        run.job_name,
+        event_specific_data=AssetCheckEvaluationPlanned(asset_key=ASSET, check_name="quality_gate"),
+    )
+    done = [
+        DagsterEvent(
+            DagsterEventType.ASSET_MATERIALIZATION.value,
+            run.job_name,
+            event_specific_data=StepMaterializationData(dg.AssetMaterialization(ASSET, partition=day)),
+        )
+        for day in days
+    ]
+    return [*planned, check, *done]
+
+
+def hand_over(instance: dg.DagsterInstance, run: dg.DagsterRun, events: list[DagsterEvent], size: int) -> None:
+    """Each group (the plans, the materializations) handed over as Dagster hands over a batch."""
+    groups = [events[: size + 1], events[size + 1 :]]
+    for group in groups:
+        batch_id = f"batch-{id(group)}"
+        for i, event in enumerate(group):
+            entry = dg.EventLogEntry(
+                error_info=None,
+                level=20,
+                user_message="",
+                run_id=run.run_id,
+                timestamp=time.time(),
+                dagster_event=event,
+                job_name=run.job_name,
+            )
+            instance.handle_new_event(entry, batch_metadata=DagsterEventBatchMetadata(batch_id, i == len(group) - 1))
+
+
+def asset_view(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict[str, object]:
+    """What the UI and the automation read back about the asset and the run."""
+    planned = instance.fetch_planned_materializations(ASSET, limit=100).records  # newest first
+    done = instance.fetch_materializations(ASSET, limit=100).records
+    latest = instance.get_latest_materialization_event(ASSET)
+    checks = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(ASSET, "quality_gate"), limit=10
+    )
+    return {
+        "run_events": Counter(
+            r.event_log_entry.dagster_event_type for r in instance.get_records_for_run(run.run_id).records
+        ),
+        "planned": [r.partition_key for r in planned],
+        "materialized": [r.partition_key for r in done],
+        "latest": latest.dagster_event.partition if latest and latest.dagster_event else None,
+        "partitions": sorted(instance.get_materialized_partitions(ASSET)),
+        "checks": [(c.run_id, c.status.value) for c in checks],
+        "asset_keys": instance.all_asset_keys(),
+    }
+
+
+def test_a_range_runs_event_batches_read_back_as_one_by_one_writes_in_two_transactions(
+    home: Path, tmp_path: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The medallion instance writes a batch per shard in one transaction; the stock one writes event by event."""
+    days = [f"2024-01-{d:02d}" for d in range(1, 31)]
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    run = create_run_for_test(instance, job_name="j", run_id="a" * 8 + "-0000-0000-0000-000000000000")
+    commits: list[object] = []
+
+    def on_commit(conn: object) -> None:
+        commits.append(conn)
+
+    sqlalchemy.event.listen(Engine, "commit", on_commit)
+    try:
+        hand_over(instance, run, range_run_events(run, days), len(days))
+    finally:
+        sqlalchemy.event.remove(Engine, "commit", on_commit)
+    assert len(commits) <= 10  # 9 here; one by one, every event takes two or three (at least 122 here)
+    stock_home = tmp_path / "stock-home"
+    stock_home.mkdir()
+    (stock_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # Dagster's defaults: no batches
+    with dg.DagsterInstance.from_config(str(stock_home)) as stock:
+        assert type(stock).__name__ == "DagsterInstance" and not stock._is_batch_writing_enabled()
+        stock_run = create_run_for_test(stock, job_name="j", run_id=run.run_id)
+        hand_over(stock, stock_run, range_run_events(stock_run, days), len(days))
+        expected = asset_view(stock, stock_run)
+    got = asset_view(instance, run)
+    assert got == expected
+    assert got["partitions"] == days and got["latest"] == days[-1] and len(got["planned"]) == len(days)

@@ -37,8 +37,10 @@ from sqlalchemy.engine import Engine
 from deploy.local_prod import Topology, code_server_serving
 from deploy.postgres import ENV_VARS, LocalCluster, PgTarget, PostgresError, throwaway_cluster
 from medallion_assets.sample_data import generate
+from resources.instance_storage import PooledPostgresEventLogStorage
 
 from .services import BIN, REPO, DagsterServices, free_port, wait_until
+from .test_instance_storage import asset_view, hand_over, range_run_events
 from .test_run_guard import failure_text
 from .test_ui_backfill import BACKFILL, LAUNCH, TERMINAL
 
@@ -138,7 +140,7 @@ def test_production_instance_differs_from_the_dev_instance_only_in_storage() -> 
     dev = yaml.safe_load((REPO / "dagster.yaml").read_text())
     prod = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     storage = prod.pop("storage")
-    assert dev.pop("instance_class") == {"module": "resources.instance_storage", "class": "PooledSqliteInstance"}
+    assert dev["instance_class"] == {"module": "resources.instance_storage", "class": "MedallionInstance"}
     assert prod == dev  # run coordinator, concurrency, run monitoring, telemetry: one set of settings
     assert (storage["custom"]["module"], storage["custom"]["class"]) == (
         "resources.instance_storage",
@@ -198,6 +200,38 @@ def test_the_production_storage_keeps_one_connection_and_replaces_one_the_server
             )
     finally:
         sqlalchemy.event.remove(Engine, "connect", on_connect)
+
+
+def test_a_range_runs_event_batches_on_postgres_read_back_as_one_by_one_writes(
+    tmp_path: Path, pg: PgTarget, postgres: PgTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The production instance inserts a batch at once; what it stored equals dagster-postgres's one-by-one writes."""
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    days = [f"2024-01-{d:02d}" for d in range(1, 31)]
+    views = []
+    stock_db = postgres.with_db(pg.db + "_stock")
+    assert stock_db.ensure_database()
+    for name, instance_yaml in (("pooled", DEPLOY / "dagster.yaml"), ("stock", None)):
+        home = tmp_path / name
+        home.mkdir()
+        if instance_yaml is None:  # Dagster's own PostgreSQL storage, no instance class: events one by one
+            config = {
+                "storage": {
+                    "postgres": yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["storage"]["custom"]["config"]
+                }
+            }
+            for key, value in stock_db.env().items():
+                monkeypatch.setenv(key, value)
+            (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+        else:
+            shutil.copy(instance_yaml, home / "dagster.yaml")
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert (name == "pooled") == isinstance(instance.event_log_storage, PooledPostgresEventLogStorage)
+            run = create_run_for_test(instance, job_name="j", run_id="b" * 8 + "-0000-0000-0000-000000000000")
+            hand_over(instance, run, range_run_events(run, days), len(days))
+            views.append(asset_view(instance, run))
+    assert views[0] == views[1]
+    assert views[0]["partitions"] == days and views[0]["latest"] == days[-1] and len(views[0]["planned"]) == 30
 
 
 def test_a_local_cluster_takes_a_new_password_at_each_start_and_tcp_only() -> None:
