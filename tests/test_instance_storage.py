@@ -1,9 +1,10 @@
-"""The dev instance's pooled SQLite storage (``resources/instance_storage.py``) keeps Dagster's SQLite contract.
+"""medallion's instance storage (``resources/instance_storage.py``) keeps Dagster's SQLite contract.
 
-Each test opens the repo's ``dagster.yaml`` in a fresh ``DAGSTER_HOME``. What must hold with connections kept open:
-the files are Dagster's (a stock ``storage: sqlite`` instance reads them, and writes it makes are read back); another
-process sees every write at once; the webserver's watcher of a live run still hears each event; a wipe leaves no
-connection writing into a deleted file; a forked child does not share its parent's connections.
+Each test opens a copy of the repo's ``dagster.yaml`` by path. What must hold with connections kept open and
+events written in batches: the files are Dagster's (a stock ``storage: sqlite`` instance reads them, and writes
+it makes are read back); a batch reads back exactly as one-by-one writes; another process sees every write at
+once; the webserver's watcher of a live run still hears each event; a wipe leaves no connection writing into a
+deleted file; a forked child does not share its parent's connections.
 """
 
 from __future__ import annotations
