@@ -96,37 +96,16 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-class PooledSqliteRunStorage(SqliteRunStorage):
-    """Dagster's SQLite run storage on one engine per process."""
+class KeptEngine:
+    """Mixed in before Dagster's SQLite run or schedule storage: one engine per process for its one database."""
 
     def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None) -> None:
-        super().__init__(conn_string, inst_data)
+        super().__init__(conn_string, inst_data)  # type: ignore[call-arg]  # the storage class after this one
         self._engine = sqlite_engine(conn_string)
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]) -> Any:
-        return cls.from_local(inst_data=inst_data, **config_value)
-
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        with transaction(self._engine) as conn:
-            yield conn
-
-    def dispose(self) -> None:
-        super().dispose()
-        self._engine.dispose()
-
-
-class PooledSqliteScheduleStorage(SqliteScheduleStorage):
-    """Dagster's SQLite schedule (sensor and tick) storage on one engine per process."""
-
-    def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None) -> None:
-        super().__init__(conn_string, inst_data)
-        self._engine = sqlite_engine(conn_string)
-
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]) -> Any:
-        return cls.from_local(inst_data=inst_data, **config_value)
+        return cls.from_local(inst_data=inst_data, **config_value)  # type: ignore[attr-defined]
 
     @contextmanager
     def connect(self, run_id: str | None = None) -> Iterator[Connection]:
@@ -134,8 +113,16 @@ class PooledSqliteScheduleStorage(SqliteScheduleStorage):
             yield conn
 
     def dispose(self) -> None:
-        super().dispose()
+        super().dispose()  # type: ignore[misc]
         self._engine.dispose()
+
+
+class PooledSqliteRunStorage(KeptEngine, SqliteRunStorage):
+    """Dagster's SQLite run storage on one engine per process."""
+
+
+class PooledSqliteScheduleStorage(KeptEngine, SqliteScheduleStorage):
+    """Dagster's SQLite schedule (sensor and tick) storage on one engine per process."""
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
