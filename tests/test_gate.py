@@ -68,6 +68,17 @@ def test_decide_per_day() -> None:
     assert "status_known (4)" in message and '"order_id": "o1"' in message
 
 
+def test_a_long_raw_value_never_hides_where_the_rejected_row_came_from() -> None:
+    stats = {"2024-01-02": DayStats(10, 1, 10, 0, 0, failures={"utf8_valid": 9})}
+    (refused,) = decide(["2024-01-02"], stats, 0.9, {})
+    sample = {"_corrupt_record": None, "_invalid_utf8": "x" * 5_000, "_source_file": "orders/blob.jsonl",
+              "_line_number": 7, "_reasons": ["utf8_valid"]}  # fmt: skip
+    message = failure_message("bronze/orders", [refused], [sample])
+    row = message.splitlines()[-1]
+    assert row.startswith("  orders/blob.jsonl:7 ") and "utf8_valid" in row
+    assert "(5000 chars)" in row and len(row) < 400
+
+
 @pytest.mark.parametrize(
     "counts",
     [dict(rows_in=98, valid=94, published=98, quarantined=0, superseded=-4),  # bronze's old bug

@@ -214,10 +214,29 @@ def gate_metadata(outcomes: Sequence[DayOutcome]) -> dict[str, Any]:
     }
 
 
+#: Columns that say where a sample row came from: printed first and never shortened.
+SAMPLE_WHERE = ("_source_file", "_line_number")
+SAMPLE_VALUE_CHARS = 120
+
+
+def _shortened(value: Any) -> Any:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return value if len(text) <= SAMPLE_VALUE_CHARS else f"{text[:SAMPLE_VALUE_CHARS]}… ({len(text)} chars)"
+
+
+def _sample_line(sample: Mapping[str, Any]) -> str:
+    """One rejected row: its file and line first, then each value shortened on its own, so a long raw value
+    never pushes the row's origin out of the message."""
+    where = ":".join(str(sample[c]) for c in SAMPLE_WHERE if sample.get(c) is not None)
+    rest = {k: _shortened(v) for k, v in sample.items() if k not in SAMPLE_WHERE}
+    body = json.dumps(rest, default=str, ensure_ascii=False)
+    return f"  {where} {body}" if where else f"  {body}"
+
+
 def failure_message(table: str, refused: Sequence[DayOutcome], samples: Sequence[Mapping[str, Any]]) -> str:
     lines = [f"{table} refused {len(refused)} partition(s):"]
     lines += [f"  {o.day}: {o.reason}" for o in refused]
     if samples:
         lines.append("sample rejected rows:")
-        lines += [f"  {json.dumps(dict(s), default=str)[:400]}" for s in samples]
+        lines += [_sample_line(s) for s in samples]
     return "\n".join(lines)
