@@ -7,6 +7,7 @@ import dagster as dg
 from medallion_assets import orders
 from medallion_assets.factory import RUN_LOG_KEY, TableSpec, gated_asset
 from medallion_assets.jobs import JOBS as SOURCE_JOBS
+from medallion_assets.jobs import SOURCE_TABLES, landing_job
 from medallion_assets.maintenance import maintenance_job
 from medallion_assets.partitions import DAILY, SETTINGS
 from medallion_assets.pipes import pipes_asset
@@ -50,9 +51,9 @@ with chosen_dagster_apis():
         pandera_check(orders.SILVER_SPEC.key, "silver/orders", SilverOrders, DAILY, "order_date"),
         pandera_check(orders.GOLD_SPEC.key, "gold/daily_sales", GoldDailySales, DAILY, "order_date"),
     ]
-JOBS = [*SOURCE_JOBS.values(), maintenance_job]
+JOBS = [*SOURCE_JOBS.values(), landing_job, maintenance_job]
 SENSORS = [
-    *(make_landing_sensor(source, job) for source, job in SOURCE_JOBS.items()),
+    make_landing_sensor(list(SOURCE_TABLES), landing_job),
     run_failure_alert,
     quality_gate_alert,
     run_guard_sensor,

@@ -625,6 +625,12 @@ def gated_asset(spec: TableSpec) -> dg.AssetsDefinition:
         return _gated_asset(spec)
 
 
+#: Step priority by layer: a run of several sources (``jobs.landing_job``) takes each source's tables on to
+#: gold before the next source's bronze, so a day's first gold is published as early as the run allows.
+PRIORITY_TAG = "dagster/priority"
+LAYER_PRIORITY = {"bronze": 0, "silver": 1, "gold": 2}
+
+
 def asset_args(spec: TableSpec) -> dict[str, Any]:
     """The ``dg.multi_asset`` arguments of ``spec`` — keys, checks, partitions, backfill policy, pool — the same
     whether the body publishes in process or submits a Pipes job (``medallion_assets.pipes``)."""
@@ -670,6 +676,7 @@ def asset_args(spec: TableSpec) -> dict[str, Any]:
         "partitions_def": partitions,
         "backfill_policy": RANGE_POLICY if spec.partitioned else None,
         "pool": table_pool(spec.table),
+        "op_tags": {PRIORITY_TAG: str(LAYER_PRIORITY.get(spec.layer, 0))},
         "can_subset": True,
     }
 

@@ -78,20 +78,28 @@ class ScanCursor:
     #: keys of the skipped entries already logged (see ``Skipped.key``).
     reported: list[str] = field(default_factory=list)
 
+    def as_dict(self) -> dict[str, object]:
+        return {"m": dict(sorted(self.months.items())), "r": self.recent, "k": self.reported}
+
     def dumps(self) -> str:
-        data = {"m": dict(sorted(self.months.items())), "r": self.recent, "k": self.reported}
-        return json.dumps(data, separators=(",", ":"))
+        return json.dumps(self.as_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: object) -> ScanCursor:
+        """Read a cursor's data; anything unreadable starts over (run_key dedupe and the built-files check keep
+        already-run days from running again)."""
+        try:
+            data = dict(data or {})  # type: ignore[call-overload]
+            return cls(_str_dict(data.get("r")), _str_dict(data.get("m")), [str(k) for k in data.get("k") or []])
+        except (ValueError, TypeError, AttributeError):
+            return cls()
 
     @classmethod
     def loads(cls, text: str | None) -> ScanCursor:
-        """Read a cursor; one of the previous format (watermark + recent days) keeps its recent days."""
-        if not text:
-            return cls()
         try:
-            data = json.loads(text)
-            return cls(_str_dict(data.get("r")), _str_dict(data.get("m")), [str(k) for k in data.get("k") or []])
-        except (ValueError, TypeError, AttributeError):
-            return cls()  # unreadable: start over; run_key dedupe keeps already-run days from running again
+            return cls.from_dict(json.loads(text) if text else None)
+        except ValueError:
+            return cls()
 
 
 def _str_dict(value: object) -> dict[str, str]:
@@ -132,7 +140,7 @@ def scan_source(
     except (OSError, RuntimeError) as exc:
         found.error = f"landing root {landing_root} cannot be resolved ({exc})"
         return found
-    found.error = _root_problem(root)
+    found.error = root_problem(root)
     base = root / source
     if found.error or not _source_folder(base, source, found):
         return found
@@ -155,7 +163,7 @@ def scan_source(
     return found
 
 
-def _root_problem(root: Path) -> str | None:
+def root_problem(root: Path) -> str | None:
     """Why the landing root cannot be scanned, or None."""
     try:
         st = os.stat(root)

@@ -16,7 +16,7 @@ from resources.landing import LandingZone
 
 from .conftest import materialize_days
 
-SENSOR = defs.resolve_sensor_def("orders_landing_sensor")
+SENSOR = defs.resolve_sensor_def("landing_sensor")
 
 
 def tick(instance: dg.DagsterInstance, landing: Path, cursor: str | None) -> tuple[list[str], str | None]:

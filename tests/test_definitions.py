@@ -4,6 +4,7 @@ one gated asset per spec, layers as groups with medal kinds, quarantine and run-
 import dagster as dg
 
 from medallion_assets.definitions import SPECS, TABLES, defs
+from medallion_assets.jobs import SOURCE_TABLES, source_keys
 from medallion_assets.partitions import DAILY
 
 PARTITIONED = {
@@ -94,18 +95,28 @@ def test_freshness_policies_use_the_current_api() -> None:
 
 def test_automation_is_wired() -> None:
     assert {s.name for s in defs.sensors} == {
-        "orders_landing_sensor",
-        "customers_landing_sensor",
-        "payments_landing_sensor",
+        "landing_sensor",
         "run_failure_alert",
         "quality_gate_alert",
         "run_guard_sensor",
         "medallion_automation",
     }
     assert {s.name for s in defs.schedules} == {"orders_daily_schedule", "lakehouse_maintenance_weekly"}
-    assert {j.name for j in defs.jobs} >= {"orders_daily", "customers_daily", "payments_daily", "maintenance_job"}
+    jobs = {"orders_daily", "customers_daily", "payments_daily", "landing_daily", "maintenance_job"}
+    assert {j.name for j in defs.jobs} >= jobs
 
 
 def test_settings_show_as_a_resource() -> None:
     settings = defs.resources["settings"]
     assert settings.threshold("silver/orders") == 0.95 and settings.min_volume_share == 0.5
+
+
+def test_a_run_of_several_sources_takes_each_source_on_to_gold_before_the_next_bronze() -> None:
+    """Step priority by layer: the in-process executor starts the highest-priority ready step first."""
+    priority = {
+        key.to_user_string(): int(defs.resolve_assets_def(key).op.tags["dagster/priority"])
+        for key in source_keys(*SOURCE_TABLES)
+        if not key.to_user_string().startswith("quarantine/")
+    }
+    assert priority["gold/daily_sales"] > priority["silver/orders"] > priority["bronze/customers"]
+    assert priority["silver/dim_customer"] > priority["bronze/orders"] == priority["bronze/payments"]

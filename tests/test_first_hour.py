@@ -88,9 +88,15 @@ def test_first_build_then_automation_with_a_real_daemon(tmp_path: Path) -> None:
             # 3. the last day's customers land after its orders
             shutil.move(staging / "customers" / f"date={last}", landing / "customers" / f"date={last}")
             done = wait_until(lambda: settled(instance, 4), timeout=240, interval=2, what="the follow-up runs")
+            # the sensor's run selected the customers' tables only, and ran their checks with them
+            (sensor_run,) = [r for r in done if r.tags.get("dagster/sensor_name") == "landing_sensor"]
+            evaluations = instance.all_logs(sensor_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+            checked = {e.dagster_event.event_specific_data.asset_key.to_user_string() for e in evaluations}
+        assert sensor_run.tags["medallion/sources"] == "customers"
+        assert {"bronze/customers", "silver/dim_customer"} <= checked and "bronze/orders" not in checked
         assert all(r.status.value == "SUCCESS" for r in done), [(r.job_name, r.status) for r in done]
         launched = {r.tags.get("dagster/sensor_name") for r in done} - {None}
-        assert {"customers_landing_sensor", "medallion_automation"} <= launched
+        assert {"landing_sensor", "medallion_automation"} <= launched
     fact = DeltaTable(str(lake / "gold" / "fact_orders")).to_pandas()
     dim = DeltaTable(str(lake / "silver" / "dim_customer")).to_pandas()
     versions = expected_versions(landing)

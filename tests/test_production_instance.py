@@ -46,7 +46,7 @@ from .test_ui_backfill import BACKFILL, LAUNCH, TERMINAL
 
 DEPLOY = REPO / "deploy"
 ASSETS = ("bronze/orders", "silver/orders", "gold/daily_sales")
-SENSOR = "orders_landing_sensor"
+SENSOR = "landing_sensor"
 SENSOR_TICKS = """
 query($selector: SensorSelector!) {
   sensorOrError(sensorSelector: $selector) {
@@ -122,7 +122,7 @@ def sensor_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
 
 
 def stored_cursor(instance: dg.DagsterInstance) -> str | None:
-    """The orders sensor's cursor as the daemon stored it (None before its first tick)."""
+    """The landing sensor's cursor as the daemon stored it (None before its first tick)."""
     (state,) = [s for s in instance.all_instigator_state() if s.name == SENSOR] or [None]
     return state.instigator_data.cursor if state and state.instigator_data else None
 

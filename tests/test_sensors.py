@@ -14,16 +14,25 @@ import dagster as dg
 import pytest
 
 from medallion_assets.definitions import defs
+from medallion_assets.jobs import source_keys
 from resources.landing import LandingZone
 from sensors.landing_scan import RECENT_DAYS, REPORTED_MAX, LandedFile, ScanCursor, plan, scan
 from sensors.landing_sensors import LOG_LINES
 from sensors.schedules import orders_daily_schedule
 
-SENSOR = defs.resolve_sensor_def("orders_landing_sensor")
+SENSOR = defs.resolve_sensor_def("landing_sensor")
 
 
-def land(root: Path, day: str, name: str, *, age_seconds: float = 120, text: str = '{"order_id": "o"}\n') -> Path:
-    path = root / "orders" / f"date={day}" / name
+def land(
+    root: Path,
+    day: str,
+    name: str,
+    *,
+    age_seconds: float = 120,
+    text: str = '{"order_id": "o"}\n',
+    source: str = "orders",
+) -> Path:
+    path = root / source / f"date={day}" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     when = time.time() - age_seconds
@@ -80,6 +89,32 @@ def test_new_day_then_nothing_until_something_changes(tmp_path: Path) -> None:
     assert all(r.run_key.startswith(f"orders:{r.partition_key}:") for r in requests)
     again, cursor2 = tick(tmp_path, cursor)
     assert again == [] and cursor2 == cursor
+
+
+def test_a_day_of_every_source_is_one_run_of_exactly_their_tables(tmp_path: Path) -> None:
+    for source, name in (("orders", "a.jsonl"), ("customers", "a.csv"), ("payments", "a.jsonl")):
+        land(tmp_path, "2024-01-02", name, source=source)
+    land(tmp_path, "2024-01-03", "a.jsonl", source="payments")
+    requests, cursor = tick(tmp_path, None)
+    both, payments = sorted(requests, key=lambda r: r.partition_key)
+    assert both.partition_key == "2024-01-02" and both.tags["medallion/sources"] == "orders,customers,payments"
+    assert both.asset_selection == source_keys("orders", "customers", "payments")
+    assert [part.split(":")[0] for part in both.run_key.split("+")] == ["orders", "customers", "payments"]
+    assert payments.asset_selection == source_keys("payments") and payments.run_key.startswith("payments:2024-01-03:")
+    job = defs.resolve_job_def(SENSOR.job_name)
+    assert set(both.asset_selection) <= job.asset_layer.selected_asset_keys  # the sensor's job holds them all
+    assert tick(tmp_path, cursor)[0] == []
+
+
+def test_a_source_still_settling_runs_later_on_its_own(tmp_path: Path) -> None:
+    land(tmp_path, "2024-01-02", "a.jsonl")
+    land(tmp_path, "2024-01-02", "a.csv", source="customers", age_seconds=1)  # still being written
+    (orders,), cursor = tick(tmp_path, None)
+    assert orders.asset_selection == source_keys("orders")
+    land(tmp_path, "2024-01-02", "a.csv", source="customers", age_seconds=120)
+    (customers,), cursor = tick(tmp_path, cursor)
+    assert customers.asset_selection == source_keys("customers") and customers.partition_key == "2024-01-02"
+    assert tick(tmp_path, cursor)[0] == []
 
 
 def test_a_re_evaluated_tick_asks_for_the_same_run_keys(tmp_path: Path) -> None:
@@ -228,12 +263,23 @@ def old_fingerprint(*paths: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def test_a_cursor_of_the_previous_format_keeps_its_run_keys_and_finds_hidden_days(tmp_path: Path) -> None:
+def test_a_cursor_it_cannot_read_starts_over_with_the_same_run_keys(tmp_path: Path) -> None:
+    """A per-source sensor's cursor (before one sensor scanned every source) or a damaged one: every day is
+    looked at again and asked for under the run key it had, so the daemon's run_key dedupe launches nothing
+    twice (and days built from the same files are not asked for at all, see test_automation)."""
     seen = land(tmp_path, "2024-01-02", "a.jsonl", age_seconds=600)
-    hidden = land(tmp_path, "2024-01-03", "a.jsonl", age_seconds=900)  # older than the old watermark
-    old_cursor = json.dumps({"r": {"2024-01-02": old_fingerprint(seen)}, "w": seen.stat().st_mtime_ns})
-    requests, _ = tick(tmp_path, old_cursor)
-    assert [r.run_key for r in requests] == [f"orders:2024-01-03:{old_fingerprint(hidden)}"]
+    hidden = land(tmp_path, "2024-01-03", "a.jsonl", age_seconds=900)
+    fresh, _ = tick(tmp_path, None)
+    for old in (json.dumps({"r": {"2024-01-02": old_fingerprint(seen)}, "w": seen.stat().st_mtime_ns}), "{not json"):
+        requests, _ = tick(tmp_path, old)
+        assert (
+            [r.run_key for r in requests]
+            == [r.run_key for r in fresh]
+            == [
+                f"orders:2024-01-02:{old_fingerprint(seen)}",
+                f"orders:2024-01-03:{old_fingerprint(hidden)}",
+            ]
+        )
 
 
 # --- unexpected entries are logged once ------------------------------------------------------------------------
@@ -485,7 +531,7 @@ def test_many_unexpected_entries_are_logged_once_within_a_bounded_cursor(tmp_pat
         (tmp_path / "orders" / f"junk-{n:03d}").mkdir()
     first = evaluate(tmp_path, None)
     assert len(first.logs) == LOG_LINES + 1 and f"{REPORTED_MAX + 50 - LOG_LINES} more" in first.logs[-1][1]
-    assert len(json.loads(first.cursor)["k"]) == REPORTED_MAX
+    assert len(json.loads(first.cursor)["s"]["orders"]["k"]) == REPORTED_MAX
     assert evaluate(tmp_path, first.cursor).logs == []
     (tmp_path / "orders" / "junk-999").mkdir()  # one more, past the remembered ones: reported again, in bulk
     assert evaluate(tmp_path, first.cursor).logs != []
