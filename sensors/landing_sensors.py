@@ -30,6 +30,8 @@ from sensors.landing_scan import (
 
 #: Skipped entries logged one by one per tick at most; more are counted in one line.
 LOG_LINES = 20
+#: Added to every scan error: the setting that names the root.
+ROOT_HINT = "check MEDALLION_LANDING_ROOT (or the landing resource's root)"
 
 
 def automation_status() -> dg.DefaultSensorStatus:
@@ -92,7 +94,7 @@ def evaluate(context: dg.SensorEvaluationContext, root: Path, sources: Sequence[
     cursor = LandingCursor.loads(context.cursor)
     problem = root_problem(Path(root))
     if problem:  # the same for every source: logged once; what the sources knew is kept
-        error = f"{problem}: check MEDALLION_LANDING_ROOT (or the landing resource's root)"
+        error = f"{problem}: {ROOT_HINT}"
         cursor.reported = report_once(context, "landing", [], error, cursor.reported)
         return skip(f"nothing scanned: {error}", cursor)
     cursor.reported = []
@@ -119,7 +121,7 @@ def source_tick(
     scanned = scan_source(
         root, source, first_day=DAILY.get_first_partition_key(), last_day=DAILY.get_last_partition_key()
     )
-    error = scanned.error and f"{scanned.error}: check MEDALLION_LANDING_ROOT (or the landing resource's root)"
+    error = scanned.error and f"{scanned.error}: {ROOT_HINT}"
     cursor.reported = report_once(context, source, scanned.skipped, error, cursor.reported)
     if error or scanned.absent:
         return [], cursor, f"{source}: nothing scanned: {error or scanned.absent}"  # what it knew is kept
