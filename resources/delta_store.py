@@ -15,6 +15,9 @@ Sail gaps handled here and nowhere else:
   ``alter.add_columns`` first (then checked), and missing columns are filled with typed nulls;
 * two concurrent partition overwrites both commit (rows end up twice): writers of a table take a lock;
 * ``replaceWhere`` on a table that does not exist yet fails, so the first write creates the table;
+* Sail writes no checkpoints: every write checkpoints its table's log with ``deltalake`` once it has grown
+  (``CHECKPOINT_AFTER_COMMITS``, ``CHECKPOINT_AFTER_BYTES``), and compacts bookkeeping tables appended a few rows
+  at a time (``COMPACT_AFTER_FILES``);
 * ``cache()``/``persist()`` are accepted but cache nothing and ``localCheckpoint()`` needs a configured
   checkpoint store, so a frame read several times is computed again each time: ``staged`` writes it once to
   scratch Parquet under ``<root>/_staging`` and hands back the read-back frame.
@@ -56,6 +59,15 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("medallion.delta_store")
 #: Messages of commit conflicts between concurrent writers: such a write is retried from scratch.
 _CONFLICT = re.compile(r"commit|conflict|concurrent|transaction|already exists", re.IGNORECASE)
+#: Sail writes no checkpoints, and without one every open of a table replays each commit since the last (weekly)
+#: maintenance: a day's run would cost more the longer its tables have lived. So a write checkpoints the log once
+#: the commits since its last checkpoint are this many, or hold this many bytes of JSON (a range run's one commit
+#: of a year of days is about 1 MB).
+CHECKPOINT_AFTER_COMMITS = 10
+CHECKPOINT_AFTER_BYTES = 256 << 10
+#: A bookkeeping table appended a few rows at a time (the run log: a file per asset step) is compacted once it has
+#: more files than this, so reading it opens a few files, not one per step ever run.
+COMPACT_AFTER_FILES = 16
 _TABLE = re.compile(r"[a-z][a-z0-9_]*/[a-z][a-z0-9_]*")
 _COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 OWNER_LOCK = ".owner"
@@ -419,12 +431,7 @@ class DeltaTableStore(dg.ConfigurableResource):
             _noted(aligned.write, note).format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri)
             return WriteResult(table, uri, self.version(table) or 0, "replace_partitions", keys, added)
 
-        return with_commit_retries(
-            write,
-            attempts=self.commit_attempts,
-            what=f"replace {table} {keys[0]}..{keys[-1]}",
-            lock=lambda: self.table_lock(table),
-        )
+        return self._commit(table, write, what=f"replace {table} {keys[0]}..{keys[-1]}")
 
     def append(self, table: str, df: DataFrame) -> WriteResult:
         """Append ``df`` to ``table`` (created if absent; new columns merged into the schema)."""
@@ -434,9 +441,7 @@ class DeltaTableStore(dg.ConfigurableResource):
             df.write.format("delta").mode("append").option("mergeSchema", "true").save(uri)
             return WriteResult(table, uri, self.version(table) or 0, "append")
 
-        return with_commit_retries(
-            write, attempts=self.commit_attempts, what=f"append {table}", lock=lambda: self.table_lock(table)
-        )
+        return self._commit(table, write, what=f"append {table}")
 
     def overwrite(self, table: str, df: DataFrame, *, note: str | None = None) -> WriteResult:
         """Replace the whole of an unpartitioned ``table`` (schema may change)."""
@@ -446,9 +451,7 @@ class DeltaTableStore(dg.ConfigurableResource):
             _noted(df.write, note).format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
             return WriteResult(table, uri, self.version(table) or 0, "overwrite")
 
-        return with_commit_retries(
-            write, attempts=self.commit_attempts, what=f"overwrite {table}", lock=lambda: self.table_lock(table)
-        )
+        return self._commit(table, write, what=f"overwrite {table}")
 
     def merge(
         self,
@@ -493,9 +496,47 @@ class DeltaTableStore(dg.ConfigurableResource):
                     spark.conf.unset(COMMIT_NOTE_CONF)
             return WriteResult(table, uri, self.version(table) or 0, "merge")
 
+        return self._commit(table, write, what=f"merge {table}")
+
+    def _commit(self, table: str, write: Callable[[], WriteResult], *, what: str, compact: bool = False) -> WriteResult:
+        """``write()`` holding the table's lock, retried on a commit conflict; then the log kept short (``compact``:
+        small files merged too, for bookkeeping tables)."""
+
+        def written() -> WriteResult:
+            result = write()
+            self._keep_log_short(table, result.version, compact=compact)
+            return result
+
         return with_commit_retries(
-            write, attempts=self.commit_attempts, what=f"merge {table}", lock=lambda: self.table_lock(table)
+            written, attempts=self.commit_attempts, what=what, lock=lambda: self.table_lock(table)
         )
+
+    def _keep_log_short(self, table: str, version: int, *, compact: bool) -> None:
+        """Compact a table of many small files (``compact``) and checkpoint a log grown long since its last
+        checkpoint. Never fails the write before it: a failure is logged, and the next write tries again."""
+        try:
+            if compact and len(self.delta_table(table).file_uris()) > COMPACT_AFTER_FILES:
+                self.delta_table(table).optimize.compact()
+                version = self.delta_table(table).version()
+            if self._log_is_long(table, version):
+                self.delta_table(table).create_checkpoint()
+        except Exception as exc:
+            LOG.warning("%s: could not compact or checkpoint (the next write tries again): %s", table, exc)
+
+    def _log_is_long(self, table: str, version: int) -> bool:
+        """Whether the commits after the last checkpoint, up to ``version``, reach ``CHECKPOINT_AFTER_COMMITS``
+        or ``CHECKPOINT_AFTER_BYTES``."""
+        filesystem, log = self.filesystem(f"{self.table_uri(table)}/_delta_log")
+        last = -1
+        marker = filesystem.get_file_info(f"{log}/_last_checkpoint")
+        if marker.type == fs.FileType.File:
+            with filesystem.open_input_stream(marker.path) as handle:
+                last = int(json.loads(handle.read())["version"])
+        since = range(last + 1, version + 1)
+        if len(since) >= CHECKPOINT_AFTER_COMMITS:
+            return True
+        commits = filesystem.get_file_info([f"{log}/{v:020d}.json" for v in since])
+        return sum(c.size or 0 for c in commits) >= CHECKPOINT_AFTER_BYTES
 
     def append_rows(self, table: str, rows: Sequence[dict[str, Any]] | pa.Table) -> WriteResult:
         """Append a few rows with ``deltalake`` (bookkeeping tables; no engine needed)."""
@@ -508,9 +549,7 @@ class DeltaTableStore(dg.ConfigurableResource):
             write_deltalake(uri, data, mode="append", schema_mode="merge", storage_options=self._options())
             return WriteResult(table, uri, self.version(table) or 0, "append")
 
-        return with_commit_retries(
-            write, attempts=self.commit_attempts, what=f"append {table}", lock=lambda: self.table_lock(table)
-        )
+        return self._commit(table, write, what=f"append {table}", compact=True)
 
     # -- commit notes and per-day sizes (deltalake: no engine needed) ------------------------------------------
     def commit_notes(self, table: str, key: str, *, limit: int) -> list[tuple[int, list[dict[str, Any]]]]:

@@ -1,5 +1,6 @@
 """Every table-store verb against real Delta tables written by Sail and read back with deltalake."""
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -185,3 +186,51 @@ def test_a_table_as_a_delta_table_resource_pinned_to_a_version(spark: SparkSessi
     got = pinned.load().to_pyarrow_table().to_pylist()
     assert sorted((r["k"], r["v"], r["d"].isoformat()) for r in got) == published
     assert store.table_resource("silver/t").load().version() == 1
+
+
+def checkpoint_version(store: DeltaTableStore, table: str) -> int | None:
+    marker = Path(store.table_uri(table)) / "_delta_log" / "_last_checkpoint"
+    return json.loads(marker.read_text())["version"] if marker.exists() else None
+
+
+def test_a_commit_log_is_checkpointed_as_it_grows(spark: SparkSession, store: DeltaTableStore, monkeypatch) -> None:
+    """Sail writes no checkpoints: without them every open of a table replays every commit since the last
+    maintenance, so a day's run costs more the longer the table has lived."""
+    import resources.delta_store as delta_store
+
+    for n in range(delta_store.CHECKPOINT_AFTER_COMMITS - 1):
+        store.append_rows("monitoring/notes", [{"n": n}])
+    assert checkpoint_version(store, "monitoring/notes") is None
+    store.append_rows("monitoring/notes", [{"n": 99}])
+    assert checkpoint_version(store, "monitoring/notes") == store.version("monitoring/notes")
+
+    # a large commit (a range run writing a year of days) is checkpointed at once, and reads the same after
+    monkeypatch.setattr(delta_store, "CHECKPOINT_AFTER_BYTES", 1)
+    seed(spark, store)
+    assert checkpoint_version(store, "silver/t") == 0
+    assert content(store, "silver/t") == [("a", 1, "2024-01-01"), ("b", 2, "2024-01-02"), ("c", 3, "2024-01-03")]
+    assert sorted(r.k for r in store.read(spark, "silver/t").collect()) == ["a", "b", "c"]
+
+
+def test_an_appended_bookkeeping_table_stays_a_few_files(store: DeltaTableStore) -> None:
+    """The run log gets a file per step; reading it opened every one of them, so each run read more than the last."""
+    import resources.delta_store as delta_store
+
+    for n in range(3 * delta_store.COMPACT_AFTER_FILES):
+        store.append_rows("monitoring/notes", [{"n": n}])
+    table = store.delta_table("monitoring/notes")
+    assert len(table.file_uris()) <= delta_store.COMPACT_AFTER_FILES
+    assert sorted(table.to_pyarrow_table().column("n").to_pylist()) == list(range(3 * delta_store.COMPACT_AFTER_FILES))
+
+
+def test_a_failed_checkpoint_never_fails_the_write(store: DeltaTableStore, monkeypatch, caplog) -> None:
+    import resources.delta_store as delta_store
+
+    def refuse(self) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(delta_store, "CHECKPOINT_AFTER_BYTES", 1)
+    monkeypatch.setattr(DeltaTable, "create_checkpoint", refuse)
+    result = store.append_rows("monitoring/notes", [{"n": 1}])
+    assert result.version == 0 and checkpoint_version(store, "monitoring/notes") is None
+    assert "monitoring/notes" in caplog.text and "disk full" in caplog.text
