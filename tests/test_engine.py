@@ -34,6 +34,23 @@ def test_sail_mode_starts_on_loopback_in_utc_and_stops_at_teardown() -> None:
     assert not port_open(f"sc://{host}:{port}")
 
 
+def test_sails_own_memory_pool_settings_reach_the_embedded_engine(monkeypatch) -> None:
+    """The README bounds the embedded engine's memory with Sail's own variables: they must reach the server.
+    A pool of one kilobyte with spilling switched off cannot sort 200,000 rows."""
+    from pyspark.errors import PySparkException
+
+    monkeypatch.setenv("SAIL_RUNTIME__MEMORY_POOL__TYPE", "fair")
+    monkeypatch.setenv("SAIL_RUNTIME__MEMORY_POOL__FAIR__MAX_SIZE", "1024")
+    monkeypatch.setenv("SAIL_RUNTIME__TEMPORARY_FILES__MAX_SIZE", "0")
+    engine = SparkEngine(mode="sail")
+    try:
+        spark = engine.get_session()
+        with pytest.raises(PySparkException, match=r"(?i)resources exhausted|memory"):
+            spark.range(200_000).selectExpr("id", "uuid() AS u").orderBy("u").collect()
+    finally:
+        engine.stop()
+
+
 def test_connect_mode_uses_the_remote_from_the_environment(monkeypatch, sail_url: str) -> None:
     monkeypatch.setenv("MEDALLION_ENGINE", "connect")
     monkeypatch.setenv("MEDALLION_SPARK_REMOTE", sail_url)
