@@ -130,7 +130,7 @@ class Settings(dg.ConfigurableResource):
     thresholds: dict[str, float] = {}
     settle_seconds: float = 30.0
     #: how often the landing sensors and declarative automation are evaluated
-    sensor_interval_seconds: int = 10
+    sensor_interval_seconds: int = 5
     gate_events_max_days: int = 31
     #: a re-run may not shrink a published day below this share of its rows without an explicit decision
     min_volume_share: float = 0.5
