@@ -515,11 +515,12 @@ class DeltaTableStore(dg.ConfigurableResource):
         """Compact a table of many small files (``compact``) and checkpoint a log grown long since its last
         checkpoint. Never fails the write before it: a failure is logged, and the next write tries again."""
         try:
-            if compact and len(self.delta_table(table).file_uris()) > COMPACT_AFTER_FILES:
-                self.delta_table(table).optimize.compact()
-                version = self.delta_table(table).version()
+            handle = self.delta_table(table) if compact else None
+            if handle is not None and len(handle.file_uris()) > COMPACT_AFTER_FILES:
+                handle.optimize.compact()  # the handle moves on to the compaction's version
+                version = handle.version()
             if self._log_is_long(table, version):
-                self.delta_table(table).create_checkpoint()
+                (handle if handle is not None else self.delta_table(table)).create_checkpoint()
         except Exception as exc:
             LOG.warning("%s: could not compact or checkpoint (the next write tries again): %s", table, exc)
 
