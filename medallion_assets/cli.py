@@ -13,13 +13,14 @@ the UI), with one progress line per step and a one-line error for a day outside 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 
 from resources.errors import MedallionError
@@ -69,6 +70,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _loading() -> Iterator[None]:
+    """The command's imports (Dagster, pyspark, pandas, the definitions) with the cyclic garbage collector paused,
+    then their objects frozen out of later collections: the collector would otherwise walk the millions of objects
+    they allocate again and again while they load, and during the run after."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
 def days_of(first: str, last: str | None) -> tuple[date, date]:
     """The run's first and last day, validated against the daily partitions (one-line errors)."""
     from medallion_assets.partitions import DAILY, SETTINGS
@@ -90,12 +104,14 @@ def days_of(first: str, last: str | None) -> tuple[date, date]:
 def _run(args: argparse.Namespace) -> int:
     if args.first and not args.last:
         raise UsageError("--from needs --to")
-    start, end = days_of(args.day or args.first, args.last)
-    import dagster as dg
+    with _loading():
+        start, end = days_of(args.day or args.first, args.last)
+        import dagster as dg
 
-    from medallion_assets.definitions import ASSETS, CHECKS, defs
-    from medallion_assets.quiet import chosen_dagster_apis
+        from medallion_assets.definitions import ASSETS, CHECKS, defs
+        from medallion_assets.quiet import chosen_dagster_apis
 
+        instance = _instance()
     invocation = uuid.uuid4().hex
     tags = {
         "dagster/asset_partition_range_start": str(start),
@@ -104,7 +120,6 @@ def _run(args: argparse.Namespace) -> int:
     }
     if args.allow_shrink:
         tags["medallion/allow_shrink"] = "true"
-    instance = _instance()
     print(f"medallion: {args.select} for {start}" + (f"..{end}" if end != start else "") + f" ({_where(instance)})")
     progress = Progress(instance, invocation)
     progress.start()

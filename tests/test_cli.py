@@ -67,3 +67,36 @@ def test_medallion_select_takes_comma_lists_and_names_a_bad_selection() -> None:
     for bad in ("bronze/nothing", "bronze/orders,,", "key:(", "bronze/orders,silver/nothing"):
         with pytest.raises(UsageError, match="--select"):
             _executable(bad, defs)
+
+
+def test_the_garbage_collector_is_paused_while_loading_and_runs_again_for_the_run(monkeypatch) -> None:
+    """``medallion run`` pauses the collector while it loads Dagster and the definitions; it must be back on for
+    the run (a year-long range would otherwise keep every cycle it makes), after a good load and a refused one."""
+    import argparse
+    import gc
+
+    import pytest
+
+    from medallion_assets import cli
+
+    seen: dict[str, bool] = {}
+    days_of = cli.days_of
+
+    def loading(first: str, last: str | None):
+        seen["loading"] = gc.isenabled()
+        return days_of(first, last)
+
+    def materialize(*args, **kwargs):
+        seen["run"] = gc.isenabled()
+        raise RuntimeError("stop before the engine")
+
+    monkeypatch.setattr(cli, "days_of", loading)
+    monkeypatch.setattr(cli, "_instance", dg.DagsterInstance.ephemeral)
+    monkeypatch.setattr(dg, "materialize", materialize)
+    args = argparse.Namespace(day="2024-01-02", first=None, last=None, select="bronze/orders", allow_shrink=False)
+    with pytest.raises(RuntimeError, match="stop before the engine"):
+        cli._run(args)
+    assert seen == {"loading": False, "run": True} and gc.isenabled()
+    with pytest.raises(cli.UsageError, match="before the first daily partition"):
+        cli._run(argparse.Namespace(**{**vars(args), "day": "1900-01-01"}))
+    assert gc.isenabled()
