@@ -94,9 +94,12 @@ def test_the_garbage_collector_is_paused_while_loading_and_runs_again_for_the_ru
     monkeypatch.setattr(cli, "_instance", dg.DagsterInstance.ephemeral)
     monkeypatch.setattr(dg, "materialize", materialize)
     args = argparse.Namespace(day="2024-01-02", first=None, last=None, select="bronze/orders", allow_shrink=False)
-    with pytest.raises(RuntimeError, match="stop before the engine"):
-        cli._run(args)
-    assert seen == {"loading": False, "run": True} and gc.isenabled()
-    with pytest.raises(cli.UsageError, match="before the first daily partition"):
-        cli._run(argparse.Namespace(**{**vars(args), "day": "1900-01-01"}))
-    assert gc.isenabled()
+    try:
+        with pytest.raises(RuntimeError, match="stop before the engine"):
+            cli._run(args)
+        assert seen == {"loading": False, "run": True} and gc.isenabled()
+        with pytest.raises(cli.UsageError, match="before the first daily partition"):
+            cli._run(argparse.Namespace(**{**vars(args), "day": "1900-01-01"}))
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()  # the test session's objects go back to being collected
