@@ -99,14 +99,18 @@ def reconcile(store: DeltaTableStore, tables: Iterable[str]) -> list[RunLogRow]:
     missing: list[RunLogRow] = []
     for table in tables:
         noted = [
-            RunLogRow.from_note(note, version=version)
+            (version, note)
             for version, notes in store.commit_notes(table, NOTE_KEY, limit=RECONCILE_COMMITS)
             for note in notes
         ]
         if not noted:
             continue
-        logged = _logged_attempts(store, table, {r.run_id for r in noted})
-        missing += [r for r in noted if (r.run_id, r.partition) not in logged]
+        logged = _logged_attempts(store, table, {note.get("run_id") for _, note in noted})
+        missing += [
+            RunLogRow.from_note(note, version=version)
+            for version, note in noted
+            if (note.get("run_id"), note.get("partition")) not in logged
+        ]
     if missing:
         try:
             record(store, missing)
@@ -120,11 +124,12 @@ def _describe(rows: Sequence[RunLogRow]) -> str:
     return ", ".join(sorted({f"{r.asset} {r.partition} (run {r.run_id[:8]})" for r in rows}))[:500]
 
 
-def _logged_attempts(store: DeltaTableStore, asset: str, run_ids: set[str]) -> set[tuple[str, str]]:
+def _logged_attempts(store: DeltaTableStore, asset: str, run_ids: set[Any]) -> set[tuple[str, str]]:
     if not store.exists(TABLE):
         return set()
+    wanted = sorted(r for r in run_ids if r is not None)
     table = store.delta_table(TABLE).to_pyarrow_table(
-        filters=[("asset", "=", asset), ("run_id", "in", sorted(run_ids))], columns=["run_id", "partition"]
+        filters=[("asset", "=", asset), ("run_id", "in", wanted)], columns=["run_id", "partition"]
     )
     return set(zip(table.column("run_id").to_pylist(), table.column("partition").to_pylist(), strict=True))
 

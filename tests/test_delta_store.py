@@ -198,6 +198,7 @@ def test_a_commit_log_is_checkpointed_as_it_grows(spark: SparkSession, store: De
     maintenance, so a day's run costs more the longer the table has lived."""
     import resources.delta_store as delta_store
 
+    monkeypatch.setattr(delta_store, "COMPACT_AFTER_FILES", 1000)  # a compaction is a commit too: counted apart
     for n in range(delta_store.CHECKPOINT_AFTER_COMMITS - 1):
         store.append_rows("monitoring/notes", [{"n": n}])
     assert checkpoint_version(store, "monitoring/notes") is None
@@ -234,3 +235,43 @@ def test_a_failed_checkpoint_never_fails_the_write(store: DeltaTableStore, monke
     result = store.append_rows("monitoring/notes", [{"n": 1}])
     assert result.version == 0 and checkpoint_version(store, "monitoring/notes") is None
     assert "monitoring/notes" in caplog.text and "disk full" in caplog.text
+
+
+def test_a_table_handle_is_kept_and_follows_every_writer(spark: SparkSession, store: DeltaTableStore, monkeypatch):
+    """A day's run opens its tables some 40 times; loading a year-long snapshot each time cost 0.4 s a run."""
+    import resources.delta_store as delta_store
+
+    seed(spark, store)  # loads the handle once
+    loads: list[str] = []
+
+    class Counting(DeltaTable):
+        def __init__(self, uri: str, *args, **kwargs) -> None:
+            loads.append(uri)
+            super().__init__(uri, *args, **kwargs)
+
+    monkeypatch.setattr(delta_store, "DeltaTable", Counting)
+    first = store.version("silver/t")
+    # another writer (Sail here; another process alike) commits: the kept handle sees it without a reload
+    store.replace_partitions("silver/t", rows(spark, ("z", 9, "2024-01-02")), partition_column="d", days=["2024-01-02"])
+    other = DeltaTableStore(root=store.root)
+    assert other.version("silver/t") == store.version("silver/t") == first + 1
+    assert store.day_rows("silver/t", partition_column="d", days=["2024-01-02"]) == {"2024-01-02": 1}
+    assert store.delta_table("silver/t").history(1)[0]["version"] == first + 1
+    assert loads == []
+
+
+def test_a_table_removed_and_created_again_is_read_afresh(spark: SparkSession, store: DeltaTableStore) -> None:
+    import shutil
+
+    for n in range(3):
+        store.append_rows("monitoring/notes", [{"n": n}])
+    assert store.version("monitoring/notes") == 2
+    shutil.rmtree(store.table_uri("monitoring/notes"))
+    store.append_rows("monitoring/notes", [{"n": 7}, {"n": 8}])
+    table = store.delta_table("monitoring/notes")
+    assert table.version() == 0
+    assert sorted(table.to_pyarrow_table().column("n").to_pylist()) == [7, 8]
+    # the same version number over a different commit: still read afresh
+    shutil.rmtree(store.table_uri("monitoring/notes"))
+    store.append_rows("monitoring/notes", [{"n": 5}])
+    assert store.delta_table("monitoring/notes").to_pyarrow_table().column("n").to_pylist() == [5]
