@@ -2,7 +2,9 @@
 the project's resources.
 
 One partition, or a day range as ONE run (the range tags a single-run backfill carries), on a fresh embedded
-Sail server, into a Dagster instance kept in ``instance_dir`` (SQLite) so successive runs share history.
+Sail server, into a Dagster instance kept in ``instance_dir`` so successive runs share history: the repository's
+``dagster.yaml`` (``MedallionInstance``: SQLite under the folder), the instance a user's ``make dev`` and
+``medallion run`` get.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 
+from bench.common import REPO
 from medallion_assets import definitions
 from resources.delta_store import DeltaTableStore
 from resources.engine import SparkEngine
@@ -48,6 +51,15 @@ def asset_seconds(result: dg.ExecuteInProcessResult) -> dict[str, float]:
     return seconds
 
 
+def product_home(instance_dir: str) -> str:
+    """``instance_dir`` as a Dagster home with the repository's ``dagster.yaml`` (written once)."""
+    home = Path(instance_dir)
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    return str(home)
+
+
 def run(landing: str, lakehouse: str, instance_dir: str, first: str, last: str) -> dict[str, Any]:
     """Materialize bronze, silver and gold (with every check) for ``first``..``last``; time the run."""
     resources = {
@@ -57,8 +69,7 @@ def run(landing: str, lakehouse: str, instance_dir: str, first: str, last: str) 
         "settings": Settings.from_env(),
         "run_guard": RunGuard(),
     }
-    Path(instance_dir).mkdir(parents=True, exist_ok=True)
-    instance = dg.DagsterInstance.local_temp(tempdir=instance_dir)
+    instance = dg.DagsterInstance.from_config(product_home(instance_dir))
     started = time.perf_counter()
     result = dg.materialize(
         orders_graph(), resources=resources, instance=instance, raise_on_error=False, **run_kwargs(first, last)
