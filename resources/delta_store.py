@@ -84,7 +84,7 @@ _SCRATCH_OWNERS: dict[str, tuple[str, Any]] = {}
 COMMIT_NOTE_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 
 
-def _kept_handles() -> OrderedDict[tuple[str, str], tuple[DeltaTable, int, tuple[Any, ...]]]:
+def _kept_handles() -> OrderedDict[tuple[str, str], tuple[DeltaTable, int, tuple[Any, ...] | None]]:
     """This thread's kept ``deltalake`` handles, least recently used first."""
     if not hasattr(_HANDLES, "kept"):
         _HANDLES.kept = OrderedDict()
@@ -290,31 +290,28 @@ class DeltaTableStore(dg.ConfigurableResource):
         created again under the same path.
         """
         uri, options = self.table_uri(table), self._options()
-        kept: OrderedDict[tuple[str, str], tuple[DeltaTable, int, tuple[Any, ...]]] = _kept_handles()
+        kept = _kept_handles()
         key = (uri, json.dumps(options, sort_keys=True))
-        entry = kept.pop(key, None)
-        handle = None
-        if entry is not None and self._commit_stamp(uri, entry[1]) == entry[2]:
+        handle, version, stamp = kept.pop(key, (None, -1, None))
+        fresh = handle is None or self._commit_stamp(uri, version) != stamp
+        if not fresh:
             try:
-                entry[0].update_incremental()
-                handle = entry[0]
+                handle.update_incremental()
             except Exception as exc:  # e.g. the log was cleaned up past the handle's version: load it afresh
                 LOG.debug("%s: reloading the Delta handle: %s", table, exc)
-        if handle is None:
+                fresh = True
+        if fresh:
             handle = DeltaTable(uri, storage_options=options)
-        version = handle.version()
-        stamp = entry[2] if entry is not None and handle is entry[0] and version == entry[1] else None
-        kept[key] = (handle, version, stamp or self._commit_stamp(uri, version))
+        if fresh or handle.version() != version:
+            version, stamp = handle.version(), self._commit_stamp(uri, handle.version())
+        kept[key] = (handle, version, stamp)
         while len(kept) > HANDLES_KEPT:
             kept.popitem(last=False)
         return handle
 
-    def commit_stamp(self, table: str, version: int) -> tuple[Any, ...]:
-        """Size and modification time of commit ``version`` of ``table`` (None when it is gone): whether a table
-        is still the one seen before, or was removed and created again."""
-        return self._commit_stamp(self.table_uri(table), version)
-
     def _commit_stamp(self, uri: str, version: int) -> tuple[Any, ...]:
+        """Size and modification time of commit ``version`` of the table at ``uri`` (None when it is gone): whether
+        a kept handle still follows the same table, not one removed and created again."""
         filesystem, path = self.filesystem(f"{uri}/_delta_log/{version:020d}.json")
         info = filesystem.get_file_info(path)
         return (info.size, info.mtime_ns) if info.type == fs.FileType.File else (None, None)
@@ -565,12 +562,12 @@ class DeltaTableStore(dg.ConfigurableResource):
         """Compact a table of many small files (``compact``) and checkpoint a log grown long since its last
         checkpoint. Never fails the write before it: a failure is logged, and the next write tries again."""
         try:
-            handle = self.delta_table(table) if compact else None
-            if handle is not None and len(handle.file_uris()) > COMPACT_AFTER_FILES:
-                handle.optimize.compact()  # the handle moves on to the compaction's version
+            if compact and len(self.delta_table(table).file_uris()) > COMPACT_AFTER_FILES:
+                handle = self.delta_table(table)
+                handle.optimize.compact()  # the kept handle moves on to the compaction's version
                 version = handle.version()
             if self._log_is_long(table, version):
-                (handle if handle is not None else self.delta_table(table)).create_checkpoint()
+                self.delta_table(table).create_checkpoint()
         except Exception as exc:
             LOG.warning("%s: could not compact or checkpoint (the next write tries again): %s", table, exc)
 
@@ -623,10 +620,10 @@ class DeltaTableStore(dg.ConfigurableResource):
         if not wanted or not self.exists(table):
             return wanted
         actions = pa.table(self.delta_table(table).get_add_actions(flatten=True))
-        wanted_columns = [f"partition.{partition_column}", "num_records"]
-        if not set(wanted_columns) <= set(actions.column_names):
+        needed = [f"partition.{partition_column}", "num_records"]
+        if not set(needed) <= set(actions.column_names):
             return wanted
-        columns = actions.select(wanted_columns).to_pydict()  # not every column's statistics: 25 ms a year
+        columns = actions.select(needed).to_pydict()  # not every column's statistics: 25 ms a year
         for value, rows in zip(*columns.values(), strict=True):
             day = str(value)
             if day in wanted:
