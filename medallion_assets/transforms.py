@@ -29,11 +29,21 @@ def parse_lines(lines: DataFrame, fields: Iterable[str], *, keys_from_map: bool 
     Two parses per line, both needed once: a struct parse (cheap field access, unlike map lookups) and the key
     list, which tells objects from other JSON and finds fields outside the contract. ``keys_from_map`` takes the
     key list from a map parse instead of ``json_object_keys`` (about twice its cost; for engines without it, see
-    ``resources.engine_features``). Stage the result."""
+    ``resources.engine_features``). ``value`` stays only on lines bronze reads it again for (not a JSON object,
+    or keys outside the contract): the rest need no copy of their text. Stage the result."""
+    fields = list(fields)
     struct = ", ".join(f"`{f.replace('`', '``')}` string" for f in fields)
     value = F.col("value")
     keys = F.map_keys(F.from_json(value, "map<string,string>")) if keys_from_map else F.json_object_keys(value)
-    return lines.select("*", F.from_json(value, struct).alias(FIELDS), keys.alias(KEYS))
+    parsed = lines.select("*", F.from_json(value, struct).alias(FIELDS), keys.alias(KEYS))
+    reread = F.col(KEYS).isNull() | outside_contract(fields)
+    return parsed.withColumn("value", F.when(reread, value))
+
+
+def outside_contract(fields: Iterable[str]) -> Column:
+    """The parsed line (``t_keys``) has a key that is not one of ``fields``."""
+    contract = F.array(*(F.lit(f) for f in fields)).cast("array<string>")
+    return F.array_except(F.col(KEYS), contract) != F.array().cast("array<string>")  # not F.size: see rules
 
 
 def json_keys(parsed: DataFrame) -> set[str]:
@@ -66,9 +76,7 @@ def bronze_columns(
     extra = None
     if extras:
         struct = ", ".join(f"`{k.replace('`', '``')}` string" for k in extras)
-        contract = F.array(*(F.lit(f) for f in fields)).cast("array<string>")
-        has_extra = F.array_except(keys, contract) != F.array().cast("array<string>")  # not F.size: see rules
-        extra = F.when(has_extra, F.from_json("value", struct))
+        extra = F.when(outside_contract(fields), F.from_json("value", struct))
 
     def field(key: str, source: Column) -> Column:
         return F.when(exact.isNotNull(), exact.getItem(key)).otherwise(source.getField(key))

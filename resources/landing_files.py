@@ -77,58 +77,71 @@ JSON_LINE_FIELDS = (
 def read_json_lines(file: LandingFile, *, block_bytes: int = BLOCK_BYTES) -> tuple[list[pa.RecordBatch], FileRead]:
     """Every non-blank line of ``file`` with its exact line number, as record batches of ``JSON_LINE_FIELDS``."""
     read = FileRead(file.relative)
-    batches = [_json_batch(block, first, read) for block, first in _blocks(file, block_bytes, read)]
+    batches = [_json_batch(block, read) for block in _blocks(file, block_bytes, read)]
     return [b for b in batches if b.num_rows], read
 
 
-def _blocks(file: LandingFile, block_bytes: int, read: FileRead) -> Iterator[tuple[bytes, int]]:
-    """The file in blocks of whole lines (the last may lack its line break) and each block's first line number."""
-    first_line, carry = 1, b""
+def _blocks(file: LandingFile, block_bytes: int, read: FileRead) -> Iterator[bytes]:
+    """The file in blocks of whole lines (the last may lack its line break), a leading BOM removed."""
+    carry, first = b"", True
     with open_landed(file) as handle:
         while True:
             chunk = handle.read(block_bytes)
             data = carry + chunk
-            if first_line == 1 and not read.bom and data.startswith(BOM):
+            if first and not read.bom and data.startswith(BOM):
                 read.bom, data = True, data[len(BOM) :]
             if not chunk:
                 if data:
-                    yield data, first_line
+                    yield data
                 return
             cut = data.rfind(b"\n") + 1
             if cut:
-                block, carry = data[:cut], data[cut:]
-                yield block, first_line
-                first_line += block.count(b"\n")
+                block, carry, first = data[:cut], data[cut:], False
+                yield block
             else:
                 carry = data
 
 
-def _split_lines(block: bytes) -> tuple[pa.BinaryArray, int]:
-    """The block's lines without ``\\n`` or a ``\\r`` before it, as one contiguous binary array."""
-    if b"\r\n" in block:
-        block = block.replace(b"\r\n", b"\n")
+def _split_lines(block: bytes) -> tuple[pa.BinaryArray, np.ndarray]:
+    """The block's lines without ``\\n`` or a ``\\r`` before it, as one contiguous binary array, and which of
+    them may be blank (empty, or starting with a byte that is not printable ASCII)."""
     if not block.endswith(b"\n"):
         block += b"\n"
     raw = np.frombuffer(block, dtype=np.uint8)
-    ends = np.flatnonzero(raw == 10) + 1
-    offsets = np.concatenate(([0], ends)).astype(np.int32)
-    with_breaks = pa.BinaryArray.from_buffers(pa.binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(raw)])
-    lines = pc.binary_slice(with_breaks, 0, -1)  # drop each line's \n
-    return lines, len(ends)
+    breaks = np.flatnonzero(raw == 10)
+    if np.any(raw[breaks[breaks > 0] - 1] == 13):  # CRLF: rare enough to copy the block
+        raw = np.frombuffer(block.replace(b"\r\n", b"\n"), dtype=np.uint8)
+        breaks = np.flatnonzero(raw == 10)
+    offsets = np.concatenate(([0], breaks + 1)).astype(np.int32)
+    with_breaks = pa.BinaryArray.from_buffers(
+        pa.binary(), len(breaks), [None, pa.py_buffer(offsets), pa.py_buffer(raw)]
+    )
+    first_byte = raw[offsets[:-1]]
+    maybe_blank = (offsets[1:] - offsets[:-1] == 1) | (first_byte < 0x21) | (first_byte > 0x7E)
+    return pc.binary_slice(with_breaks, 0, -1), maybe_blank  # drop each line's \n
 
 
-def _json_batch(block: bytes, first_line: int, read: FileRead) -> pa.RecordBatch:
-    lines, count = _split_lines(block)
-    numbers = np.arange(first_line, first_line + count, dtype=np.int64)
-    read.lines += count
+def _json_batch(block: bytes, read: FileRead) -> pa.RecordBatch:
+    """The block's non-blank lines, numbered on from the lines ``read`` has counted so far."""
+    lines, maybe_blank = _split_lines(block)
+    numbers = np.arange(read.lines + 1, read.lines + 1 + len(lines), dtype=np.int64)
+    read.lines += len(lines)
     text, invalid = _as_utf8(lines)
     read.invalid_utf8 += int(pc.sum(pc.is_valid(invalid)).as_py() or 0)
-    blank = pc.fill_null(pc.or_(pc.equal(pc.utf8_length(text), 0), pc.utf8_is_space(text)), False)
-    keep = pc.invert(blank)
-    read.blank += count - int(pc.sum(keep).as_py() or 0)
-    text, invalid, numbers = text.filter(keep), invalid.filter(keep), pa.array(numbers).filter(keep)
+    blank = np.zeros(len(lines), dtype=bool)
+    candidates = np.flatnonzero(maybe_blank)
+    if len(candidates):  # a line starting with printable ASCII is never blank: test only the others
+        some = text.take(pa.array(candidates))
+        empty_or_space = pc.or_(pc.equal(pc.utf8_length(some), 0), pc.utf8_is_space(some))
+        blank[candidates] = pc.fill_null(empty_or_space, False).to_numpy(zero_copy_only=False)
+    read.blank += int(blank.sum())
+    if blank.any():
+        keep = pa.array(~blank)
+        text, invalid, numbers = text.filter(keep), invalid.filter(keep), numbers[~blank]
     read.rows += len(text)
-    return pa.RecordBatch.from_arrays([numbers, text, invalid, _exact_column(text)], schema=pa.schema(JSON_LINE_FIELDS))
+    return pa.RecordBatch.from_arrays(
+        [pa.array(numbers), text, invalid, _exact_column(text)], schema=pa.schema(JSON_LINE_FIELDS)
+    )
 
 
 def _as_utf8(lines: pa.BinaryArray) -> tuple[pa.StringArray, pa.StringArray]:

@@ -11,11 +11,14 @@ import random
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
 from medallion_assets import run_log
 from resources.delta_store import DeltaTableStore
+from resources.landing import LandingFile
+from resources.landing_files import BOM, read_json_lines
 
 from .conftest import materialize_days
 
@@ -239,6 +242,45 @@ def test_line_numbers_are_exact_above_the_engine_split_size(resources, store, la
         assert len(got) == len(lines), attempt
         assert all(got[i + 1] == f"o{i}" for i in range(0, len(lines), 997)), attempt
         assert got[1] == "o0" and got[len(lines)] == f"o{len(lines) - 1}", attempt
+
+
+def reference_lines(data: bytes) -> list[tuple[int, str | None, bool]]:
+    """What the reader promises, line by line: (physical number, text without its break, not UTF-8)."""
+    data = data.removeprefix(BOM)
+    physical = data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n")
+    rows = []
+    for number, line in enumerate(physical, 1):
+        line = line.removesuffix(b"\r")
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            rows.append((number, None, True))
+            continue
+        if text and not text.isspace():
+            rows.append((number, text, False))
+    return rows
+
+
+@pytest.mark.parametrize("block_bytes", [2, 7, 64, 1 << 20])
+def test_the_reader_keeps_every_non_blank_line_whatever_its_blocks(tmp_path, block_bytes) -> None:
+    """Blank lines (ASCII and Unicode spaces), CRLF and stray carriage returns, a BOM, bytes that are not
+    UTF-8 and a last line without a break, read in blocks that cut anywhere."""
+    odd = [b"", b"   ", b"\t", "\u00a0".encode(), "\u2003 ".encode(), b"\x1c", "\u200b".encode(), b"\r", b"x\r\r"]
+    odd += [b'{"a": 1}\r', b"\xff\xfe not utf-8", b' {"c": 3}', "\u00e9t\u00e9".encode(), b"\x0b{}"]
+    lines = [json.dumps(order(i)).encode() for i in range(40)]
+    for i, line in enumerate(odd):
+        lines.insert(3 * i + 1, line)
+    data = BOM + b"\n".join(lines)  # no break after the last line
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(data)
+    batches, read = read_json_lines(LandingFile(path, "orders/odd.jsonl", len(data)), block_bytes=block_bytes)
+    got = pa.Table.from_batches(batches).to_pydict() if batches else {"_line_number": [], "value": []}
+    invalid = got.get("_invalid_utf8", [])
+    rows = [(n, v, b is not None) for n, v, b in zip(got["_line_number"], got["value"], invalid, strict=True)]
+    expected = reference_lines(data)
+    assert rows == expected
+    assert (read.lines, read.rows, read.invalid_utf8, read.bom) == (len(lines), len(expected), 1, True)
+    assert read.blank == len(lines) - len(expected)
 
 
 # -- customers CSV -----------------------------------------------------------------------------------------

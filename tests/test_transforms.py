@@ -84,6 +84,16 @@ def test_bronze_keeps_raw_text_corrupt_lines_and_extra_fields(lines) -> None:
     assert last.amount == "7" and last.promo_code is None and last._ingested_at == NOW.replace(tzinfo=None)
 
 
+def test_parsed_lines_keep_a_lines_text_only_where_bronze_reads_it_again(lines) -> None:
+    """Staged parses carry no second copy of plain contract lines; corrupt lines and extras keep theirs."""
+    df = lines(order(), order(**{"Promo Code": "X1"}), "not json", "[1]", order(amount=None))
+    for keys_from_map in (False, True):
+        parsed = transforms.parse_lines(df, contract.FIELDS, keys_from_map=keys_from_map).collect()
+        text = {r._line_number: r.value for r in parsed}
+        assert text[1] is None and text[5] is None
+        assert '"Promo Code": "X1"' in text[2] and text[3] == "not json" and text[4] == "[1]"
+
+
 def test_both_routes_to_a_lines_keys_give_the_same_bronze(lines, spark: SparkSession) -> None:
     """json_object_keys (local Sail, Spark, Databricks) and the map parse (engines without it: Sail's cluster
     modes) agree on extras, repeated keys (the last wins), nested values and lines that are not objects."""
