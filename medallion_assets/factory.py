@@ -28,6 +28,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from medallion_assets import pipes_wire, run_log
+from medallion_assets.check_events import log_evaluations
 from medallion_assets.ingest import LANDED_LINES
 from medallion_assets.partitions import DAILY, RANGE_POLICY, run_days, table_pool
 from medallion_assets.quality.gate import (
@@ -473,7 +474,7 @@ def _read_back_results(
 ) -> tuple[list[dg.AssetCheckResult], list[str]]:
     """One result per check for a single-day or whole-table run; else one evaluation per published day (every
     day up to ``MEDALLION_GATE_EVENTS_MAX_DAYS``, failed days only beyond) and the blocking checks that failed."""
-    spec, results, blocked = run.spec, [], []
+    spec, results, blocked, evaluations = run.spec, [], [], []
     published = [o.day for o in outcomes if o.passed]
     per_day = spec.partitioned and len(outcomes) > 1
     for check in spec.all_checks:
@@ -494,16 +495,17 @@ def _read_back_results(
         days = (
             published if len(outcomes) <= run.settings.gate_events_max_days else [d for d in published if d in failed]
         )
-        for day in days:
-            run.context.log_event(
-                dg.AssetCheckEvaluation(
-                    asset_key=spec.key, check_name=check.name, passed=day not in failed, partition=day,
-                    severity=check.severity, metadata={**figures, "failed": dg.MetadataValue.json(failed.get(day))},
-                    description=check.description,
-                )
-            )  # fmt: skip
+        evaluations += [
+            dg.AssetCheckEvaluation(
+                asset_key=spec.key, check_name=check.name, passed=day not in failed, partition=day,
+                severity=check.severity, metadata={**figures, "failed": dg.MetadataValue.json(failed.get(day))},
+                description=check.description,
+            )
+            for day in days
+        ]  # fmt: skip
         if failed and check.blocking and check.severity == dg.AssetCheckSeverity.ERROR:
             blocked.append(f"{spec.table} {check.name} on {', '.join(sorted(failed))}")
+    log_evaluations(run.context, evaluations)
     return results, blocked
 
 
@@ -514,8 +516,9 @@ def _log_gate_evaluations(run: Run, outcomes: Sequence[DayOutcome]) -> list[DayO
     evaluated = (
         list(outcomes) if len(outcomes) <= run.settings.gate_events_max_days else [o for o in outcomes if not o.passed]
     )
-    for o in evaluated:
-        run.context.log_event(check_evaluation(run.spec.key, o, partitioned=run.spec.partitioned))
+    log_evaluations(
+        run.context, [check_evaluation(run.spec.key, o, partitioned=run.spec.partitioned) for o in evaluated]
+    )
     return evaluated
 
 

@@ -10,7 +10,7 @@ and SCRAM) against 0.4 ms a query. A 365-day range run writes about 2,200 per-pa
   read it) with one engine per database and process: the runs, schedules and event-log index databases keep a
   connection open; so do the most recent run shards, each checkpointed after use, because the webserver follows
   a live run by watching its shard's ``.db`` file, which a write left in the WAL would not touch. Its event log
-  writes a batch of a run's asset events in one transaction per shard.
+  writes a batch of a run's events (asset events, check evaluations) in one transaction per shard.
 * :class:`PooledPostgresStorage` is dagster-postgres's storage with one pooled, pre-pinged connection per process,
   and an event log that writes such a batch with one insert (dagster-postgres batches only materializations).
 * :class:`MedallionInstance` (``instance_class`` in both ``dagster.yaml`` files) has the pooled SQLite storage as
@@ -21,6 +21,7 @@ and SCRAM) against 0.4 ms a query. A 365-day range run writes about 2,200 per-pa
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -130,6 +131,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._batch = threading.local()  # the connections of a batch this thread is writing
         super().__init__(base_dir, inst_data)
 
     @classmethod
@@ -147,40 +149,48 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
-        with self._db_lock:
-            engine = self._shard_engine(shard)
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
-                self._initialized_dbs.add(shard)
-            with engine.connect() as conn:
-                with conn.begin():
-                    yield conn
-                if shard != INDEX_SHARD_NAME:
-                    # Move the write from the WAL into <run_id>.db, whose change the webserver's watcher waits for.
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        held = getattr(self._batch, "connections", {}).get(shard)
+        if held is not None:  # inside this thread's store_event_batch: its open transaction on the shard
+            yield held
+            return
+        with self._db_lock, self._transaction(shard) as conn:
+            yield conn
+
+    @contextmanager
+    def _transaction(self, shard: str) -> Iterator[Connection]:
+        """A transaction on the shard's kept connection (the caller holds ``_db_lock``); a run shard is
+        checkpointed after it."""
+        engine = self._shard_engine(shard)
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        with engine.connect() as conn:
+            with conn.begin():
+                yield conn
+            if shard != INDEX_SHARD_NAME:
+                # Move the write from the WAL into <run_id>.db, whose change the webserver's watcher waits for.
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        """A run's per-partition asset events (planned, materialized) in one transaction per shard, not one each.
+        """One run's batch of events (a range run's per-partition plans and materializations, per-day check
+        evaluations) in one transaction per shard, not two or three per event.
 
-        Each event gets exactly the rows :meth:`store_event` gives it, in the same order within its shard. Other
-        events of the batch (asset checks planned) are stored one by one after it.
+        Each event is stored by :meth:`store_event`, so it gets exactly the rows it gets alone; its connections
+        are the batch's open transactions on the run shard and the index. A failure rolls the whole batch back
+        (Dagster then stores it event by event).
         """
-        asset_events = [e for e in events if e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS]
-        if len({e.run_id for e in asset_events}) != 1:
+        run_ids = {e.run_id for e in events}
+        run_id = run_ids.pop() if len(run_ids) == 1 else None
+        if not run_id:
             super().store_event_batch(events)
             return
-        inserts = [self.prepare_insert_event(event) for event in asset_events]
-        with self.run_connection(asset_events[0].run_id) as conn:
-            for insert in inserts:
-                conn.execute(insert)
-        with self.index_transaction() as conn:
-            for event, insert in zip(asset_events, inserts, strict=True):
-                event_id = conn.execute(insert).inserted_primary_key[0]
-                self._store_asset_event_tags(conn, [event], [event_id])
-                self._store_asset_event(conn, event, event_id)
-        for event in events:
-            if not (event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS):
-                self.store_event(event)
+        with self._db_lock, self._transaction(run_id) as run, self._transaction(INDEX_SHARD_NAME) as index:
+            self._batch.connections = {run_id: run, INDEX_SHARD_NAME: index}
+            try:
+                for event in events:
+                    self.store_event(event)
+            finally:
+                self._batch.connections = {}
 
     def _close_run_shards(self) -> None:
         with self._db_lock:

@@ -228,7 +228,7 @@ def test_a_range_runs_event_batches_on_postgres_read_back_as_one_by_one_writes(
         with dg.DagsterInstance.from_config(str(home)) as instance:
             assert (name == "pooled") == isinstance(instance.event_log_storage, PooledPostgresEventLogStorage)
             run = create_run_for_test(instance, job_name="j", run_id="b" * 8 + "-0000-0000-0000-000000000000")
-            hand_over(instance, run, range_run_events(run, days), len(days))
+            hand_over(instance, run, range_run_events(run, days))
             views.append(asset_view(instance, run))
     assert views[0] == views[1]
     assert views[0]["partitions"] == days and views[0]["latest"] == days[-1] and len(views[0]["planned"]) == 30

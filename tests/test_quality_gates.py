@@ -1,5 +1,6 @@
 """Quality gates across runs through a real Dagster instance, the run log, and pandera on published data."""
 
+import shutil
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +23,7 @@ from .conftest import materialize_days
 
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]
 BAD_DAY = "2024-01-02"
+REPO = Path(__file__).resolve().parents[1]
 BAD_RATES = {**{kind: 0.0 for kind in FAULTS}, "negative_amount": 0.1, "unknown_status": 0.1, "unparseable_line": 0.05}
 
 
@@ -117,6 +119,40 @@ def test_long_runs_log_gate_evaluations_for_refused_days_only(resources, landing
     assert meta["gate_evaluations_logged"].value == 1 and meta["refused_partitions"].value == [BAD_DAY]
     verdicts = {e.partition: e.materialization.metadata["passed"].value for e in silver}  # each day's, on its own
     assert verdicts == {"2024-01-01": True, BAD_DAY: False, "2024-01-03": True}
+
+
+def test_a_range_runs_per_day_check_evaluations_are_stored_as_batches(
+    resources, landing_root, tmp_path, monkeypatch
+) -> None:
+    """On the product's instance a range run hands each step's per-day evaluations to the storage as one batch
+    (one transaction per shard); they read back per day as evaluations logged one by one do."""
+    for day in DAYS:
+        write_day(landing_root, day, bad=day == BAD_DAY)
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        storage, batches = instance.event_log_storage, []
+        store_batch = storage.store_event_batch
+
+        def spy(events):
+            batches.append([e.dagster_event_type for e in events])
+            store_batch(events)
+
+        monkeypatch.setattr(storage, "store_event_batch", spy)
+        result = materialize_days(resources, DAYS[0], DAYS[-1], instance=instance)
+        assert result.success
+        evaluation = dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        assert sum(1 for b in batches if b.count(evaluation) == len(b) >= len(DAYS)) >= 4  # gates and read-backs
+        assert gate_evaluations(instance, ["silver", "orders"], BAD_DAY) == [False]
+        assert gate_evaluations(instance, ["silver", "orders"], DAYS[0]) == [True]
+        history = storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey(["silver", "orders"]), "row_accounting"), limit=10
+        )
+        statuses = {h.partition: h.status.value for h in history}  # the refused day's check never ran
+        assert statuses == {DAYS[0]: "SUCCEEDED", BAD_DAY: "PLANNED", DAYS[2]: "SUCCEEDED"}
+    in_result = {(e.asset_key.path[0], e.check_name, e.partition) for e in result.get_asset_check_evaluations()}
+    assert ("silver", "quality_gate", BAD_DAY) in in_result and ("gold", "quality_gate", DAYS[2]) in in_result
 
 
 def test_a_single_refused_day_fails_the_asset_with_rate_rules_and_samples(resources, store, landing_root) -> None:
