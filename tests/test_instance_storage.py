@@ -282,3 +282,33 @@ def test_a_range_runs_event_batches_read_back_as_one_by_one_writes_in_two_transa
     assert got == expected
     assert got["partitions"] == days and got["latest"] == days[-1] and len(got["planned"]) == len(days)
     assert ("a" * 8 + "-0000-0000-0000-000000000000", days[0], "FAILED") in got["checks"]
+
+
+def test_a_batch_that_fails_part_way_leaves_nothing_and_is_stored_once_event_by_event(
+    tmp_path: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write failing inside a batch (a locked database, say) rolls the whole batch back on both shards; Dagster
+    then stores it event by event, so every event is stored exactly once."""
+    days = [f"2024-01-{d:02d}" for d in range(1, 11)]
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    run = create_run_for_test(instance, job_name="j", run_id="c" * 8 + "-0000-0000-0000-000000000000")
+    storage = instance.event_log_storage
+    store_check, calls = storage.store_asset_check_event, []
+
+    def fails_once(event, event_id):
+        calls.append(event_id)
+        if len(calls) == 5:
+            raise sqlalchemy.exc.OperationalError("UPDATE asset_check_executions", {}, Exception("database is locked"))
+        store_check(event, event_id)
+
+    monkeypatch.setattr(storage, "store_asset_check_event", fails_once)
+    hand_over(instance, run, range_run_events(run, days))
+    stock_home = tmp_path / "stock-home"
+    stock_home.mkdir()
+    (stock_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with dg.DagsterInstance.from_config(str(stock_home)) as stock:
+        stock_run = create_run_for_test(stock, job_name="j", run_id=run.run_id)
+        hand_over(stock, stock_run, range_run_events(stock_run, days))
+        expected = asset_view(stock, stock_run)
+    assert len(calls) > 1 + len(days)  # the check plan and the evaluations, then the batch again one by one
+    assert asset_view(instance, run) == expected

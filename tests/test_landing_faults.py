@@ -244,12 +244,18 @@ def test_line_numbers_are_exact_above_the_engine_split_size(resources, store, la
         assert got[1] == "o0" and got[len(lines)] == f"o{len(lines) - 1}", attempt
 
 
+def reference_physical(data: bytes) -> list[bytes]:
+    """The file's physical lines: split at each line feed, a leading BOM removed, an empty file has none."""
+    data = data.removeprefix(BOM)
+    if not data:
+        return []
+    return data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n")
+
+
 def reference_lines(data: bytes) -> list[tuple[int, str | None, bool]]:
     """What the reader promises, line by line: (physical number, text without its break, not UTF-8)."""
-    data = data.removeprefix(BOM)
-    physical = data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n")
     rows = []
-    for number, line in enumerate(physical, 1):
+    for number, line in enumerate(reference_physical(data), 1):
         line = line.removesuffix(b"\r")
         try:
             text = line.decode("utf-8")
@@ -281,6 +287,18 @@ def test_the_reader_keeps_every_non_blank_line_whatever_its_blocks(tmp_path, blo
     assert rows == expected
     assert (read.lines, read.rows, read.invalid_utf8, read.bom) == (len(lines), len(expected), 1, True)
     assert read.blank == len(lines) - len(expected)
+
+
+@pytest.mark.parametrize("data", [b"", b"\n", b"\n\n  \r\n\t", BOM, BOM + b"\r\n", b"{}", b"\xff", b"\r"], ids=repr)
+def test_the_reader_handles_files_of_nothing_but_breaks_and_blanks(tmp_path, data) -> None:
+    path = tmp_path / "small.jsonl"
+    path.write_bytes(data)
+    batches, read = read_json_lines(LandingFile(path, "orders/small.jsonl", len(data)), block_bytes=3)
+    got = pa.Table.from_batches(batches).to_pydict() if batches else {"_line_number": [], "value": []}
+    invalid = got.get("_invalid_utf8", [None] * len(got["value"]))
+    rows = [(n, v, b is not None) for n, v, b in zip(got["_line_number"], got["value"], invalid, strict=True)]
+    assert rows == reference_lines(data)
+    assert read.rows + read.blank == read.lines == len(reference_physical(data))
 
 
 # -- customers CSV -----------------------------------------------------------------------------------------
