@@ -47,8 +47,10 @@ def outside_contract(fields: Iterable[str]) -> Column:
 
 
 def json_keys(parsed: DataFrame) -> set[str]:
-    """Every top-level key seen across ``parsed`` lines."""
-    return {r.key for r in parsed.select(F.explode(KEYS).alias("key")).distinct().collect()}
+    """Every top-level key of the ``parsed`` lines that have one outside the contract: the keys extra columns come
+    from. Only those lines (and lines that are not objects) keep their text, so only they are read."""
+    with_text = parsed.filter(F.col("value").isNotNull())
+    return {r.key for r in with_text.select(F.explode(KEYS).alias("key")).distinct().collect()}
 
 
 def extra_columns(fields: Iterable[str], reserved: Iterable[str], keys: Iterable[str]) -> dict[str, str]:

@@ -92,6 +92,9 @@ def test_parsed_lines_keep_a_lines_text_only_where_bronze_reads_it_again(lines) 
         text = {r._line_number: r.value for r in parsed}
         assert text[1] is None and text[5] is None
         assert '"Promo Code": "X1"' in text[2] and text[3] == "not json" and text[4] == "[1]"
+    plain = transforms.parse_lines(lines(order(), order(amount=None), "not json"), contract.FIELDS)
+    assert "Promo Code" in transforms.json_keys(transforms.parse_lines(df, contract.FIELDS))
+    assert transforms.json_keys(plain) == set()  # extra columns come only from lines that kept their text
 
 
 def test_both_routes_to_a_lines_keys_give_the_same_bronze(lines, spark: SparkSession) -> None:
