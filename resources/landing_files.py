@@ -116,8 +116,8 @@ def _split_lines(block: bytes) -> tuple[pa.BinaryArray, np.ndarray]:
     with_breaks = pa.BinaryArray.from_buffers(
         pa.binary(), len(breaks), [None, pa.py_buffer(offsets), pa.py_buffer(raw)]
     )
-    first_byte = raw[offsets[:-1]]
-    maybe_blank = (offsets[1:] - offsets[:-1] == 1) | (first_byte < 0x21) | (first_byte > 0x7E)
+    first_byte = raw[offsets[:-1]]  # an empty line's is its \n
+    maybe_blank = (first_byte < 0x21) | (first_byte > 0x7E)
     return pc.binary_slice(with_breaks, 0, -1), maybe_blank  # drop each line's \n
 
 
