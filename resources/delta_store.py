@@ -310,7 +310,7 @@ class DeltaTableStore(dg.ConfigurableResource):
         return handle
 
     def _commit_stamp(self, uri: str, version: int) -> tuple[Any, ...]:
-        """Size and modification time of commit ``version`` of the table at ``uri`` (None when it is gone): whether
+        """Size and modification time of commit ``version`` of the table at ``uri`` (both None when it is gone): whether
         a kept handle still follows the same table, not one removed and created again."""
         filesystem, path = self.filesystem(f"{uri}/_delta_log/{version:020d}.json")
         info = filesystem.get_file_info(path)
@@ -562,8 +562,8 @@ class DeltaTableStore(dg.ConfigurableResource):
         """Compact a table of many small files (``compact``) and checkpoint a log grown long since its last
         checkpoint. Never fails the write before it: a failure is logged, and the next write tries again."""
         try:
-            if compact and len(self.delta_table(table).file_uris()) > COMPACT_AFTER_FILES:
-                handle = self.delta_table(table)
+            handle = self.delta_table(table) if compact else None
+            if handle is not None and len(handle.file_uris()) > COMPACT_AFTER_FILES:
                 handle.optimize.compact()  # the kept handle moves on to the compaction's version
                 version = handle.version()
             if self._log_is_long(table, version):
