@@ -12,7 +12,8 @@ and SCRAM) against 0.4 ms a query. A 365-day range run writes about 2,200 per-pa
   a live run by watching its shard's ``.db`` file, which a write left in the WAL would not touch. Its event log
   writes a batch of a run's events (asset events, check evaluations) in one transaction per shard.
 * :class:`PooledPostgresStorage` is dagster-postgres's storage with one pooled, pre-pinged connection per process,
-  and an event log that writes such a batch with one insert (dagster-postgres batches only materializations).
+  and an event log that writes such a batch in one transaction (dagster-postgres batches only materializations
+  and observations, and not atomically).
 * :class:`MedallionInstance` (``instance_class`` in both ``dagster.yaml`` files) has the pooled SQLite storage as
   its default and turns on Dagster's event batches.
 * Every pool is fork-safe: a child process opens its own connections.
@@ -24,7 +25,8 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from itertools import groupby
 from typing import Any
 
 import yaml
@@ -257,29 +259,50 @@ class MedallionInstance(DagsterInstance):
 
 
 class PooledPostgresEventLogStorage(PostgresEventLogStorage):
-    """dagster-postgres's event log, writing a batch of a run's asset events with one insert and one transaction."""
+    """dagster-postgres's event log, writing a batch of a run's events in one transaction on one connection."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._batch = threading.local()  # the connection of a batch this thread is writing
+        super().__init__(*args, **kwargs)
+
+    def _connect(self) -> AbstractContextManager[Connection]:
+        held = getattr(self._batch, "connection", None)
+        return nullcontext(held) if held is not None else super()._connect()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        """Each asset event gets the rows :meth:`store_event` gives it; other events are stored one by one after."""
-        batch = [
-            e
-            for e in events
-            if e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS and e.get_dagster_event().asset_key
-        ]
-        if not batch:
-            super().store_event_batch(events)
-            return
-        insert = self.prepare_insert_event_batch(batch).returning(SqlEventLogStorageTable.c.id)
-        with self._connect() as conn:
-            event_ids = [int(row[0]) for row in conn.execute(insert).fetchall()]  # in insertion order
-        with self.index_transaction() as conn:
-            self._store_asset_event_tags(conn, batch, event_ids)
-            for event, event_id in zip(batch, event_ids, strict=True):
-                self._store_asset_event(conn, event, event_id)
-        batched = {id(event) for event in batch}
-        for event in events:
-            if id(event) not in batched:
-                self.store_event(event)
+        """One run's batch (plans, materializations, check evaluations) in one transaction.
+
+        Each run of consecutive asset events is one insert, each event then getting the index rows
+        :meth:`store_event` gives it; any other event goes through :meth:`store_event` on the batch's connection.
+        A failure rolls the whole batch back (Dagster then stores it event by event): none is stored twice.
+        """
+        with super()._connect() as conn:
+            conn.execution_options(isolation_level="READ COMMITTED")
+            with conn.begin():
+                self._batch.connection = conn
+                try:
+                    for is_asset_event, group in groupby(events, key=_is_asset_event):
+                        if is_asset_event:
+                            self._store_asset_events(conn, list(group))
+                        else:
+                            for entry in group:
+                                self.store_event(entry)
+                finally:
+                    self._batch.connection = None
+
+    def _store_asset_events(self, conn: Connection, events: list[EventLogEntry]) -> None:
+        insert = self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id)
+        event_ids = [int(row[0]) for row in conn.execute(insert).fetchall()]  # in insertion order
+        self._store_asset_event_tags(conn, events, event_ids)
+        for entry, event_id in zip(events, event_ids, strict=True):
+            self._store_asset_event(conn, entry, event_id)
+
+
+def _is_asset_event(event: EventLogEntry) -> bool:
+    """Whether :meth:`store_event` indexes the event as an asset event (its tags and the asset's row)."""
+    return bool(
+        event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS and event.get_dagster_event().asset_key
+    )
 
 
 class PooledPostgresStorage(DagsterPostgresStorage):

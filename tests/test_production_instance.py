@@ -7,6 +7,7 @@ stopped by pid); each test gets its own database. As root, PostgreSQL runs as th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -71,7 +72,8 @@ def postgres() -> Iterator[PgTarget]:
 @pytest.fixture
 def pg(postgres: PgTarget, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> PgTarget:
     """A fresh database for this test, its ``MEDALLION_PG_*`` set in this process (inherited by services)."""
-    target = postgres.with_db("t_" + re.sub(r"\W+", "_", request.node.name.lower())[:50])
+    digest = hashlib.sha1(request.node.name.encode()).hexdigest()[:8]  # parametrised names differ past the cut
+    target = postgres.with_db("t_" + re.sub(r"\W+", "_", request.node.name.lower())[:40] + "_" + digest)
     assert target.ensure_database()
     for name, value in target.env().items():
         monkeypatch.setenv(name, value)
@@ -202,36 +204,74 @@ def test_the_production_storage_keeps_one_connection_and_replaces_one_the_server
         sqlalchemy.event.remove(Engine, "connect", on_connect)
 
 
+def pg_instance_home(tmp_path: Path, name: str, target: PgTarget | None, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """deploy/dagster.yaml (``target`` None) or, on ``target``, dagster-postgres's own storage with no instance
+    class: Dagster's defaults, events stored one by one."""
+    home = tmp_path / name
+    home.mkdir()
+    if target is None:
+        shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
+        return home
+    storage = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["storage"]["custom"]["config"]
+    for key, value in target.env().items():
+        monkeypatch.setenv(key, value)
+    (home / "dagster.yaml").write_text(yaml.safe_dump({"storage": {"postgres": storage}}))
+    return home
+
+
 def test_a_range_runs_event_batches_on_postgres_read_back_as_one_by_one_writes(
-    tmp_path: Path, pg: PgTarget, postgres: PgTarget, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pg: PgTarget, postgres: PgTarget, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
 ) -> None:
-    """The production instance inserts a batch at once; what it stored equals dagster-postgres's one-by-one writes."""
+    """The production instance writes each batch in one transaction (check evaluations too: dagster-postgres
+    refuses them, so Dagster used to print the error and fall back); what it stored equals dagster-postgres's
+    one-by-one writes."""
     monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
     days = [f"2024-01-{d:02d}" for d in range(1, 31)]
     views = []
     stock_db = postgres.with_db(pg.db + "_stock")
     assert stock_db.ensure_database()
-    for name, instance_yaml in (("pooled", DEPLOY / "dagster.yaml"), ("stock", None)):
-        home = tmp_path / name
-        home.mkdir()
-        if instance_yaml is None:  # Dagster's own PostgreSQL storage, no instance class: events one by one
-            config = {
-                "storage": {
-                    "postgres": yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["storage"]["custom"]["config"]
-                }
-            }
-            for key, value in stock_db.env().items():
-                monkeypatch.setenv(key, value)
-            (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-        else:
-            shutil.copy(instance_yaml, home / "dagster.yaml")
-        with dg.DagsterInstance.from_config(str(home)) as instance:
+    for name, target in (("pooled", None), ("stock", stock_db)):
+        with dg.DagsterInstance.from_config(str(pg_instance_home(tmp_path, name, target, monkeypatch))) as instance:
             assert (name == "pooled") == isinstance(instance.event_log_storage, PooledPostgresEventLogStorage)
             run = create_run_for_test(instance, job_name="j", run_id="b" * 8 + "-0000-0000-0000-000000000000")
             hand_over(instance, run, range_run_events(run, days))
             views.append(asset_view(instance, run))
+            if name == "pooled":
+                assert "Exception while storing event batch" not in capfd.readouterr().err
     assert views[0] == views[1]
     assert views[0]["partitions"] == days and views[0]["latest"] == days[-1] and len(views[0]["planned"]) == 30
+
+
+@pytest.mark.parametrize("failing", ["store_asset_check_event", "_store_asset_event"])
+def test_a_postgres_batch_that_fails_part_way_leaves_nothing_and_is_stored_once_event_by_event(
+    tmp_path: Path, pg: PgTarget, postgres: PgTarget, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """A write failing inside a batch (a dropped connection, a deadlock) rolls back all of the batch; Dagster then
+    stores it event by event, so every event is stored exactly once (check evaluations and materializations)."""
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    days = [f"2024-01-{d:02d}" for d in range(1, 11)]
+    run_id = "d" * 8 + "-0000-0000-0000-000000000000"
+    with dg.DagsterInstance.from_config(str(pg_instance_home(tmp_path, "pooled", None, monkeypatch))) as instance:
+        storage = instance.event_log_storage
+        write, calls = getattr(storage, failing), []
+
+        def fails_once(*args: Any) -> None:
+            calls.append(args)
+            if len(calls) == 5:
+                raise sqlalchemy.exc.OperationalError(failing, {}, Exception("server closed the connection"))
+            write(*args)
+
+        monkeypatch.setattr(storage, failing, fails_once)
+        run = create_run_for_test(instance, job_name="j", run_id=run_id)
+        hand_over(instance, run, range_run_events(run, days))
+        got = asset_view(instance, run)
+    assert len(calls) > len(days) + 1  # the batch, then the batch again event by event
+    stock_db = postgres.with_db(pg.db + "_stock")
+    assert stock_db.ensure_database()
+    with dg.DagsterInstance.from_config(str(pg_instance_home(tmp_path, "stock", stock_db, monkeypatch))) as stock:
+        stock_run = create_run_for_test(stock, job_name="j", run_id=run_id)
+        hand_over(stock, stock_run, range_run_events(stock_run, days))
+        assert got == asset_view(stock, stock_run)
 
 
 def test_a_local_cluster_takes_a_new_password_at_each_start_and_tcp_only() -> None:
