@@ -34,10 +34,28 @@ def parse_lines(lines: DataFrame, fields: Iterable[str], *, keys_from_map: bool 
     fields = list(fields)
     struct = ", ".join(f"`{f.replace('`', '``')}` string" for f in fields)
     value = F.col("value")
-    keys = F.map_keys(F.from_json(value, "map<string,string>")) if keys_from_map else F.json_object_keys(value)
-    parsed = lines.select("*", F.from_json(value, struct).alias(FIELDS), keys.alias(KEYS))
+    parsed_fields = F.from_json(value, struct)
+    if keys_from_map:
+        keys = F.map_keys(F.from_json(value, "map<string,string>"))  # null unless the line is one JSON object
+    else:
+        keys = _one_objects_keys(value, parsed_fields, fields)
+    parsed = lines.select("*", parsed_fields.alias(FIELDS), keys.alias(KEYS))
     reread = F.col(KEYS).isNull() | outside_contract(fields)
     return parsed.withColumn("value", F.when(reread, value))
+
+
+def _one_objects_keys(value: Column, parsed_fields: Column, fields: list[str]) -> Column:
+    """``json_object_keys`` of a line that is one JSON object; null for any other line.
+
+    ``json_object_keys`` reads a line's first value only: ``{..}{..}``, ``{..} text`` and ``{..},`` have keys.
+    The struct parse refuses such a line (every field null), so a line with keys and no contract field is
+    checked again, strictly, as the only element of a JSON array (the few such lines only: ``CASE``)."""
+    keys = F.json_object_keys(value)
+    no_field = F.lit(True)
+    for name in fields:
+        no_field = no_field & parsed_fields.getField(name).isNull()
+    one_value = F.json_array_length(F.concat(F.lit("["), value, F.lit("]"))) == 1
+    return F.when(keys.isNotNull() & no_field & ~F.coalesce(one_value, F.lit(False)), F.lit(None)).otherwise(keys)
 
 
 def outside_contract(fields: Iterable[str]) -> Column:

@@ -178,7 +178,7 @@ def _exact_column(text: pa.StringArray) -> pa.Array:
 def exact_fields(line: str) -> dict[str, str | None] | None:
     """The top-level fields of a JSON object line as text: strings decoded, every other value exactly as written
     (numbers, ``true``, nested objects), null for ``null``; a repeated key keeps its last value. None when the
-    line is not one JSON object."""
+    line is not one JSON object, or nests too deep to read here (the engine's parse then judges it)."""
     try:
         pos = _WS.match(line, 0).end()
         if line[pos] != "{":
@@ -203,7 +203,7 @@ def exact_fields(line: str) -> dict[str, str | None] | None:
             if line[pos] != ",":
                 return None
             pos = _WS.match(line, pos + 1).end()
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, RecursionError):
         return None
 
 

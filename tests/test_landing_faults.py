@@ -187,6 +187,32 @@ def test_a_day_of_garbage_is_refused_with_the_file_named(resources, store, landi
 
 
 # -- JSON leniency -----------------------------------------------------------------------------------------
+def test_lines_that_are_not_one_json_object_keep_their_text_and_never_stop_a_range(
+    resources, store, landing_root
+) -> None:
+    """Two objects with no line break, an object with trailing text or comma, lines joined by lone carriage
+    returns: each kept whole in ``_corrupt_record`` and quarantined as ``json_object`` (they were bronze rows of
+    nulls, their orders in no table). A line nested 1,000 deep with a number a double would rewrite: the reader's
+    exact reading gives up on it instead of failing every day of the range."""
+    days = ["2024-01-01", DAY, "2024-01-03"]
+    for day in days:
+        write(landing_root, "part-000.jsonl", good_lines(200, day=day), day=day)  # 5 bad lines of 205 pass the gates
+    one = json.dumps(order(900))
+    joined = [one + json.dumps(order(901)), one + " trailing", one + ",", "\r".join(good_lines(32, 1000))]
+    deep = '{"order_id": "o2000", "x": ' + "[" * 1000 + "1e5" + "]" * 1000 + "}"
+    write(landing_root, "zz-joined.jsonl", [*joined, deep])
+    assert materialize_days(resources, days[0], days[-1]).success
+    bronze = by_line(table(store, "bronze/orders"))
+    for n, line in enumerate([*joined, deep], start=1):
+        assert bronze[(f"orders/date={DAY}/zz-joined.jsonl", n)]["_corrupt_record"] == line, n
+    quarantine = table(store, "quarantine/orders")
+    kept = quarantine[quarantine["_source_file"] == f"orders/date={DAY}/zz-joined.jsonl"]
+    assert sorted(kept["_line_number"]) == [1, 2, 3, 4, 5]
+    assert all("json_object" in list(r) for r in kept["_quarantine_reasons"])
+    silver = table(store, "silver/orders")
+    assert sorted(silver["order_date"].astype(str).unique()) == days and len(silver) == 600
+
+
 def test_a_bom_does_not_cost_the_first_line(resources, store, landing_root) -> None:
     write(landing_root, "part-000.jsonl", "\ufeff".encode() + ("\n".join(good_lines(20)) + "\n").encode())
     assert materialize_days(resources, DAY).success

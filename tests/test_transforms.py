@@ -97,6 +97,25 @@ def test_parsed_lines_keep_a_lines_text_only_where_bronze_reads_it_again(lines) 
     assert transforms.json_keys(plain) == set()  # extra columns come only from lines that kept their text
 
 
+@pytest.mark.parametrize("keys_from_map", [False, True])
+def test_a_line_holding_more_than_one_json_value_is_kept_whole_as_corrupt(lines, keys_from_map: bool) -> None:
+    """An object followed by more JSON or text (two objects with no line break, a trailing comma or brace, lines
+    joined by a lone carriage return) is not one JSON object: kept whole in ``_corrupt_record``, failing
+    ``json_object``. Objects whose contract fields are all absent or null are still objects."""
+    one = json.dumps(order(order_id="K1"))
+    joined = [one + json.dumps(order(order_id="K2")), one + " trailing", one + ",", one + "}", one + "\r" + one,
+              '{"zz": 1}' + one, one + ", " + one]  # fmt: skip
+    objects = ["{}", '{"zz": 1}', '{"order_id": null}', one + "  "]
+    rows = {r._line_number: r for r in bronze(lines(*joined, *objects), keys_from_map=keys_from_map).collect()}
+    for n, line in enumerate(joined, start=1):
+        assert rows[n]._corrupt_record == line, n
+    for n in range(len(joined) + 1, len(joined) + len(objects) + 1):
+        assert rows[n]._corrupt_record is None, n
+    assert rows[len(rows)].order_id == "K1"
+    checked = {r._line_number: r for r in checked_rows(BRONZE_SPEC, bronze(lines(*joined, one))).collect()}
+    assert [n for n, r in sorted(checked.items()) if "json_object" in r[REASONS]] == list(range(1, len(joined) + 1))
+
+
 def test_both_routes_to_a_lines_keys_give_the_same_bronze(lines, spark: SparkSession) -> None:
     """json_object_keys (local Sail, Spark, Databricks) and the map parse (engines without it: Sail's cluster
     modes) agree on extras, repeated keys (the last wins), nested values and lines that are not objects."""
