@@ -20,7 +20,7 @@ from resources.errors import MedallionError
 from resources.partition_keys import parse_day
 
 ROOT_VAR = "MEDALLION_LANDING_ROOT"
-#: Extensions read per source; anything else in a day folder is ignored.
+#: Extensions read per source; anything else in a day folder is skipped, and reported.
 SOURCE_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "orders": (".jsonl", ".json"),
     "customers": (".csv",),
@@ -114,8 +114,8 @@ class LandingZone(dg.ConfigurableResource):
         return self.root_path / source / f"date={parse_day(day).isoformat()}"
 
     def listing(self, source: str, day: str | date) -> DayListing:
-        """The ready files of ``source`` for ``day`` sorted by name; in-flight files are left out silently,
-        symbolic links and other non-regular entries are reported as skipped."""
+        """The ready files of ``source`` for ``day`` sorted by name; in-flight files are left out silently;
+        symbolic links, other non-regular entries, subfolders and other extensions are reported as skipped."""
         root = self.check_root()
         folder = self.day_folder(source, day)
         relative_folder = folder.relative_to(root).as_posix()
@@ -131,10 +131,15 @@ class LandingZone(dg.ConfigurableResource):
             entries = []
         for entry in entries:
             relative = f"{relative_folder}/{entry.name}"
-            if is_in_flight(entry.name) or not entry.name.endswith(extensions):
+            if is_in_flight(entry.name):
                 continue
             info = entry.stat(follow_symlinks=False)
-            if stat.S_ISLNK(info.st_mode):
+            if stat.S_ISDIR(info.st_mode) and not entry.name.endswith(extensions):
+                skipped.append(SkippedEntry(relative, "is a folder; files in folders below a day are never read"))
+            elif not entry.name.endswith(extensions):
+                wanted = " or ".join(extensions)
+                skipped.append(SkippedEntry(relative, f"does not end in {wanted} (names are case-sensitive); not read"))
+            elif stat.S_ISLNK(info.st_mode):
                 skipped.append(SkippedEntry(relative, f"is a symlink to {_target(entry.path)}; links are never read"))
             elif not stat.S_ISREG(info.st_mode):
                 skipped.append(SkippedEntry(relative, "is not a regular file"))

@@ -144,6 +144,23 @@ def test_a_symlink_never_brings_a_file_from_outside_the_root(resources, store, l
         assert "symlink" in message
 
 
+def test_files_the_contract_does_not_read_are_reported_not_silently_ignored(resources, store, landing_root) -> None:
+    """Another extension (names are case-sensitive) or a subfolder: not read, and each named with why, as links
+    are (they were left out without a word, their lines in no count)."""
+    write(landing_root, "part-000.jsonl", good_lines(20))
+    write(landing_root, "part-009.JSONL", good_lines(5, 100))
+    write(landing_root, "part-010.ndjson", good_lines(5, 200))
+    (landing_root / "orders" / f"date={DAY}" / "batch2").mkdir()
+    (landing_root / "orders" / f"date={DAY}" / "batch2" / "part-000.jsonl").write_text("\n".join(good_lines(5)))
+    write(landing_root, "_SUCCESS", b"")  # in flight or a marker: left out silently, as the README says
+    result = materialize_days(resources, DAY, selection="bronze/orders")
+    assert result.success and len(table(store, "bronze/orders")) == 20
+    skipped = {e["file"]: e["reason"] for e in materialization_metadata(result, "bronze/orders")["skipped_files"]}
+    folder = f"orders/date={DAY}"
+    assert set(skipped) == {f"{folder}/part-009.JSONL", f"{folder}/part-010.ndjson", f"{folder}/batch2"}
+    assert ".jsonl" in skipped[f"{folder}/part-009.JSONL"] and "folder" in skipped[f"{folder}/batch2"]
+
+
 # -- encodings ---------------------------------------------------------------------------------------------
 def test_a_latin1_line_is_quarantined_with_its_bytes_and_the_rest_publishes(resources, store, landing_root) -> None:
     latin1 = json.dumps(order(7, region="Zürich"), ensure_ascii=False).encode("latin-1")
