@@ -35,6 +35,7 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
     return gated_asset(spec) if IN_PROCESS else pipes_asset(spec)
 
 
+SETTINGS.check_thresholds(spec.table for spec in SPECS)
 TABLES: dict[str, dg.AssetsDefinition] = {spec.table: table_asset(spec) for spec in SPECS}
 ORDERS_ASSETS = [TABLES["bronze/orders"], TABLES["silver/orders"], TABLES["gold/daily_sales"]]
 RUN_LOG = dg.AssetSpec(

@@ -42,6 +42,7 @@ from medallion_assets.quality.gate import (
     failure_message,
     forced_days,
     gate_metadata,
+    percent,
 )
 from medallion_assets.quality.rules import FAILURES, REASONS, WARNINGS, RuleSet, evaluate, is_valid, rule_counts
 from medallion_assets.quiet import chosen_dagster_apis
@@ -454,7 +455,7 @@ def _finish(
         passed=not refused,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={**gate_metadata(outcomes), "refused_partitions": dg.MetadataValue.json([o.day for o in refused])},
-        description=message or f"every partition passed {outcomes[0].threshold:.0%}",
+        description=message or f"every partition passed {percent(outcomes[0].threshold)}",
     )
     # A multi-day run judged each day with its own evaluation; a summary would be an extra, partition-less one.
     summary = [gate] if not (spec.partitioned and len(outcomes) > 1) else []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -153,6 +153,17 @@ class Settings(dg.ConfigurableResource):
             _threshold_key(name): _rate(name, raw) for name, raw in env.items() if name.startswith(THRESHOLD_PREFIX)
         }
         return cls(**values)
+
+    def check_thresholds(self, tables: Iterable[str]) -> None:
+        """``SettingsError`` naming each ``MEDALLION_THRESHOLD_<LAYER>_<TABLE>`` whose table is not one of ``tables``
+        (a mistyped name would otherwise leave the table under its layer's threshold without a word)."""
+        known = list(tables)
+        unknown = sorted(key for key in self.thresholds if "/" in key and key not in known)
+        if unknown:
+            names = ", ".join(THRESHOLD_PREFIX + key.replace("/", "_").upper() for key in unknown)
+            layers = {key.split("/", 1)[0] for key in unknown}
+            tables_of = ", ".join(t for t in known if t.split("/", 1)[0] in layers)
+            raise SettingsError(f"{names}: no such gated table; the gated tables of that layer: {tables_of}")
 
     def threshold(self, table: str) -> float:
         """The minimum share of rows that must pass for ``layer/name`` to publish a partition."""

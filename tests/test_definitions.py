@@ -1,6 +1,11 @@
 """The code location loads, and its assets, checks, jobs, sensors and schedules are what users see in the UI:
 one gated asset per spec, layers as groups with medal kinds, quarantine and run-log tables as assets."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 
 from medallion_assets.definitions import SPECS, TABLES, defs
@@ -120,3 +125,14 @@ def test_a_run_of_several_sources_takes_each_source_on_to_gold_before_the_next_b
     }
     assert priority["gold/daily_sales"] > priority["silver/orders"] > priority["bronze/customers"]
     assert priority["silver/dim_customer"] > priority["bronze/orders"] == priority["bronze/payments"]
+
+
+def test_a_threshold_naming_no_table_fails_the_load_naming_the_variable() -> None:
+    """``MEDALLION_THRESHOLD_SILVER_ODERS`` (mistyped) used to load and leave silver/orders at the layer's 95 %."""
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "MEDALLION_THRESHOLD_SILVER_ODERS": "0.999", "PYTHONPATH": str(repo)}
+    done = subprocess.run(
+        [sys.executable, "-c", "import medallion_assets.definitions"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "MEDALLION_THRESHOLD_SILVER_ODERS: no such gated table" in done.stderr and "silver/orders" in done.stderr

@@ -32,6 +32,26 @@ def test_deployment_and_table_overrides() -> None:
         Settings.from_env({"MEDALLION_THRESHOLD_PLATINUM": "0.5"})
 
 
+def test_a_threshold_for_a_table_that_does_not_exist_is_refused_naming_the_variable() -> None:
+    """A mistyped table (``…_SILVER_ODERS``) used to leave the run green under the layer's threshold."""
+    tables = ["bronze/orders", "silver/orders", "silver/dim_customer"]
+    Settings.from_env({"MEDALLION_THRESHOLD_SILVER_ORDERS": "0.99", "MEDALLION_THRESHOLD_GOLD": "1"}).check_thresholds(
+        tables
+    )
+    mistyped = Settings.from_env({"MEDALLION_THRESHOLD_SILVER_ODERS": "0.999"})
+    with pytest.raises(SettingsError, match=r"MEDALLION_THRESHOLD_SILVER_ODERS.*silver/orders, silver/dim_customer"):
+        mistyped.check_thresholds(tables)
+
+
+def test_a_refusal_states_the_threshold_as_set() -> None:
+    """0.999 was shown as "threshold 100%"; 0.5 shares in the shrink refusal likewise."""
+    [out] = decide(["2024-01-02"], {"2024-01-02": DayStats(1000, 998, 998, 2, 0, failures={"x": 2})}, 0.999, {})
+    assert "99.80% of 1000 rows is under the threshold 99.9%" in out.reason
+    guard = PublishGuard(min_share=0.555, published_rows={"2024-01-02": 1000}, no_input={}, forced=frozenset())
+    [shrunk] = decide(["2024-01-02"], {"2024-01-02": DayStats(554, 554, 554, 0, 0)}, 0.95, {}, guard)
+    assert "(55.4% < 55.5%, MEDALLION_MIN_VOLUME_SHARE)" in shrunk.reason
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [("MEDALLION_SETTLE_SECONDS", "soon"), ("MEDALLION_SETTLE_SECONDS", "-1"), ("MEDALLION_MIN_VOLUME_SHARE", "2"),

@@ -28,6 +28,11 @@ class AccountingError(MedallionError, AssertionError):
     """Per-day counts that do not add up: a bug, never data."""
 
 
+def percent(share: float) -> str:
+    """A setting's share as set: ``0.95`` → ``95%``, ``0.999`` → ``99.9%`` (never rounded up to a bound)."""
+    return f"{round(share * 100, 4):g}%"
+
+
 def passes(passed: int, total: int, minimum: float) -> bool:
     """True when ``passed/total`` reaches ``minimum`` (an empty partition passes: nothing failed)."""
     return total == 0 or passed >= minimum * total - 1e-9
@@ -96,9 +101,9 @@ class PublishGuard:
         if rows == 0:
             return f"{self.no_input.get(day) or f'no input rows for {day}'}; {kept}"
         if before and rows < self.min_share * before:
-            share = rows / before
+            share = percent(round(rows / before, 3))
             return (
-                f"{day} would shrink from {before} to {rows} rows ({share:.0%} < {self.min_share:.0%}, "
+                f"{day} would shrink from {before} to {rows} rows ({share} < {percent(self.min_share)}, "
                 f"{MIN_SHARE_VAR}); {kept}"
             )
         return None
@@ -147,7 +152,7 @@ class DayOutcome:
             return f"{self.stats.fail_violations} row(s) violate a fail rule; top failing rules: {top}"
         return (
             f"pass rate {self.pass_rate:.2%} of {self.stats.rows_in} rows is under the threshold "
-            f"{self.threshold:.0%}; top failing rules: {top}"
+            f"{percent(self.threshold)}; top failing rules: {top}"
         )
 
     @property
