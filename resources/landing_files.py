@@ -228,7 +228,8 @@ class CsvFile:
 
 def read_csv_records(file: LandingFile, *, required: Sequence[str]) -> CsvFile:
     """Every record of a CSV file with its first physical line, raw text and shape problems (never raises on
-    content: a bad header or a record of the wrong length is described in ``_csv_error``)."""
+    content: a bad header, a record of the wrong length or a line the csv module cannot read is described in
+    ``_csv_error``)."""
     read = FileRead(file.relative)
     with open_landed(file) as handle:
         data = handle.read()
@@ -237,18 +238,22 @@ def read_csv_records(file: LandingFile, *, required: Sequence[str]) -> CsvFile:
     text = data.decode("utf-8", "surrogateescape")
     physical = _physical_lines(text)
     read.lines = len(physical)
-    spans = _record_spans(physical)
-    if not spans:
+    header = next(_record_spans(physical), None)
+    if header is None:
         return CsvFile([], [], read)
-    (_, _, header_fields), *rows = spans
-    columns, header_problem = _header(header_fields, required)
+    columns, header_problem = _header(header.values, required)
+    if header_problem and header.last > header.first:  # a stray quote may have folded records into the header
+        header = _line_alone(physical, header.first)
+        columns, header_problem = _header(header.values, required)
+    if header.problem:
+        header_problem = "; ".join(filter(None, [f"header: {header.problem}", header_problem]))
     records = []
-    for first, last, values in rows:
-        if not values:
-            read.blank += last - first + 1
+    for span in _record_spans(physical, header.last, width=len(columns)):
+        if not span.values and not span.problem:
+            read.blank += span.last - span.first + 1
             continue
-        raw = "".join(physical[first - 1 : last]).rstrip("\r\n")
-        records.append(_record(columns, values, first, raw, header_problem))
+        raw = "".join(physical[span.first - 1 : span.last]).rstrip("\r\n")
+        records.append(_record(columns, span, raw, header_problem))
     read.rows = len(records)
     read.invalid_utf8 = sum(1 for r in records if r["_invalid_utf8"])
     return CsvFile(columns, records, read)
@@ -261,23 +266,83 @@ def _physical_lines(text: str) -> list[str]:
     return lines + ([parts[-1]] if parts[-1] else [])
 
 
-def _record_spans(physical: list[str]) -> list[tuple[int, int, list[str]]]:
-    """(first line, last line, fields) per CSV record, quoted line breaks included."""
-    consumed = 0
+#: A line read alone that ends inside a quoted field: a stray quote, or a quoted line break in a record that
+#: did not come out well formed.
+OPEN_QUOTE = "unbalanced quote (a quoted field opened on this line is not closed)"
+
+
+@dataclass
+class _Span:
+    """One CSV record as read: its physical lines (1-based, both included), its fields and, when it did not
+    read cleanly, why (``OPEN_QUOTE``, or the csv module's error)."""
+
+    first: int
+    last: int
+    values: list[str]
+    problem: str | None = None
+
+
+def _record_spans(physical: list[str], start: int = 0, width: int | None = None) -> Iterator[_Span]:
+    """The records from physical line ``start`` (0-based) on, quoted line breaks included.
+
+    A record that does not read cleanly, or spans several lines and looks ``_folded``, is read again as its first
+    line alone, and reading goes on from the line after that one: a bad line costs only itself."""
+    while start < len(physical):
+        for span in _parse(physical, start, len(physical)):
+            if span.problem or (span.last > span.first and _folded(physical, span, width)):
+                yield _line_alone(physical, span.first)
+                start = span.first
+                break
+            yield span
+        else:
+            return
+
+
+def _folded(physical: list[str], span: _Span, width: int | None) -> bool:
+    """Whether a record spanning several lines is lines a stray quote folded up to the next quote, not a record
+    with quoted line breaks: it has not ``width`` fields, or a quoted field of it closes other than just before a
+    delimiter or a line break (the lenient reader takes such a quote as text, a strict one refuses it)."""
+    if width is not None and len(span.values) != width:
+        return True
+    try:
+        for _ in csv.reader(physical[span.first - 1 : span.last], strict=True):
+            pass
+    except csv.Error:
+        return True
+    return False
+
+
+def _line_alone(physical: list[str], number: int) -> _Span:
+    """Physical line ``number`` (1-based) read as a record by itself."""
+    return next(_parse(physical, number - 1, number), _Span(number, number, []))
+
+
+def _parse(physical: list[str], start: int, stop: int) -> Iterator[_Span]:
+    """The records of physical lines ``start`` to ``stop`` (0-based, ``stop`` excluded) as the csv module reads
+    them; the first it cannot read (a field past ``csv.field_size_limit()``, a bare carriage return) ends them."""
+    consumed, ended = start, False
 
     def feed() -> Iterator[str]:
-        nonlocal consumed
-        for line in physical:
+        nonlocal consumed, ended
+        for index in range(start, stop):
             consumed += 1
-            yield line
+            yield physical[index]
+        ended = True
 
-    spans = []
     reader = csv.reader(feed(), strict=False)
-    first = 1
-    for values in reader:
-        spans.append((first, consumed, values))
+    first = start + 1
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            message = str(error).split(" - ")[0]  # without its hint about opening files in universal-newline mode
+            yield _Span(first, consumed, [], f"the csv module cannot read it ({message})")
+            return
+        # the reader gives a record only after its input ran out when that record ends inside a quoted field
+        yield _Span(first, consumed, values, OPEN_QUOTE if ended else None)
         first = consumed + 1
-    return spans
 
 
 def _header(fields: list[str], required: Sequence[str]) -> tuple[list[str], str | None]:
@@ -298,14 +363,16 @@ def _header(fields: list[str], required: Sequence[str]) -> tuple[list[str], str 
     return unique, "; ".join(problems) or None
 
 
-def _record(columns: list[str], values: list[str], first: int, raw: str, header_problem: str | None) -> dict:
+def _record(columns: list[str], span: _Span, raw: str, header_problem: str | None) -> dict:
     problems = [header_problem] if header_problem else []
-    if len(values) != len(columns):
-        problems.append(f"shape: {len(values)} fields, the header has {len(columns)}")
+    if span.problem:
+        problems.append(f"shape: {span.problem}")
+    if span.values and len(span.values) != len(columns):  # no values: the csv module could not read the line
+        problems.append(f"shape: {len(span.values)} fields, the header has {len(columns)}")
     invalid = _has_surrogates(raw)
-    record: dict[str, object] = {c: (None if invalid else v) for c, v in zip(columns, values, strict=False)}
+    record: dict[str, object] = {c: (None if invalid else v) for c, v in zip(columns, span.values, strict=False)}
     record.update(
-        _line_number=first,
+        _line_number=span.first,
         _raw_record=raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") if invalid else raw,
         _invalid_utf8=base64.b64encode(raw.encode("utf-8", "surrogateescape")).decode("ascii") if invalid else None,
         _csv_error="; ".join(problems) or None,

@@ -18,7 +18,7 @@ from deltalake import DeltaTable
 from medallion_assets import run_log
 from resources.delta_store import DeltaTableStore
 from resources.landing import LandingFile
-from resources.landing_files import BOM, read_json_lines
+from resources.landing_files import BOM, CsvFile, read_csv_records, read_json_lines
 
 from .conftest import materialize_days
 
@@ -442,3 +442,148 @@ def test_csv_line_numbers_count_physical_lines(resources, store, landing_root) -
     bronze = table(store, "bronze/customers").set_index("customer_id")
     assert bronze.loc["C1", "_line_number"] == 2 and bronze.loc["C2", "_line_number"] == 3
     assert bronze.loc["C3", "_line_number"] == 5 and bronze.loc["C2", "name"] == "Two\nLines"
+
+
+# -- customers CSV: stray quotes ---------------------------------------------------------------------------
+STRAY_AT = 1100  # the physical line given a stray quote
+
+
+def stray_quote_rows(lines: int) -> list[str]:
+    """The records of a ``lines``-line file (header included) whose line ``STRAY_AT`` opens a quote it never
+    closes: ``C1099,"Cust 1099,...``."""
+    rows = [customer(i) for i in range(1, lines)]
+    rows[STRAY_AT - 2] = rows[STRAY_AT - 2].replace(",", ',"', 1)
+    return rows
+
+
+def csv_file(tmp_path: Path, data: str | bytes) -> CsvFile:
+    path = tmp_path / "customers.csv"
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    landed = LandingFile(path, f"customers/date={DAY}/customers.csv", path.stat().st_size)
+    return read_csv_records(landed, required=("customer_id", "updated_at"))
+
+
+def errors(found: CsvFile) -> dict[int, str]:
+    return {r["_line_number"]: r["_csv_error"] for r in found.records if r["_csv_error"]}
+
+
+@pytest.mark.parametrize("lines", [2005, 4005], ids=["short", "past_the_field_limit"])
+def test_csv_reader_a_stray_quote_costs_only_its_own_line(tmp_path, lines) -> None:
+    """The quote folded every following line into one record (2005 lines: 1099 records); with more than 128 KB
+    after it the csv module raised ``field larger than field limit``. Now only that line fails."""
+    rows = stray_quote_rows(lines)
+    found = csv_file(tmp_path, "".join(f"{r}\n" for r in [HEADER, *rows]))
+    assert [r["_line_number"] for r in found.records] == list(range(2, lines + 1))
+    problem = errors(found)
+    assert list(problem) == [STRAY_AT] and problem[STRAY_AT].startswith("shape:") and "quote" in problem[STRAY_AT]
+    by_number = {r["_line_number"]: r for r in found.records}
+    assert by_number[STRAY_AT]["_raw_record"] == rows[STRAY_AT - 2]
+    for number in (2, STRAY_AT - 1, STRAY_AT + 1, lines):
+        assert by_number[number]["customer_id"] == f"C{number - 1}"
+        assert by_number[number]["_raw_record"] == customer(number - 1)
+    assert (found.read.lines, found.read.rows, found.read.blank) == (lines, lines - 1, 0)
+
+
+QUOTED = [
+    customer(1),
+    'C2,"Two\nLines",c2@example.com,consumer,north,2024-01-02T08:00:00Z',
+    customer(3),
+    'C4,"Three\r\nshort, quoted\r\nlines",c4@example.com,consumer,north,2024-01-02T08:00:00Z',
+    '"C5","Five ""quoted""","c5@example.com",consumer,north,"2024-01-02T08:00:00Z"',
+    'C6,"Six\nat the end",c6@example.com,consumer,north,2024-01-02T08:00:00Z',
+]
+
+
+@pytest.mark.parametrize("last_break", ["\n", ""], ids=["last_line_break", "no_last_line_break"])
+def test_csv_reader_keeps_a_quoted_line_break_in_one_record(tmp_path, last_break) -> None:
+    found = csv_file(tmp_path, HEADER + "\n" + "\n".join(QUOTED) + last_break)
+    assert errors(found) == {}
+    assert [r["_line_number"] for r in found.records] == [2, 3, 5, 6, 9, 10]
+    assert [r["name"] for r in found.records] == [
+        "Cust 1", "Two\nLines", "Cust 3", "Three\r\nshort, quoted\r\nlines", 'Five "quoted"', "Six\nat the end"
+    ]  # fmt: skip
+    assert [r["_raw_record"] for r in found.records] == QUOTED
+    assert (found.read.lines, found.read.rows, found.read.blank) == (11, 6, 0)
+
+
+def test_csv_reader_a_stray_quote_before_a_quoted_line_break(tmp_path) -> None:
+    """The stray quote used to close on the next record's opening quote, merging everything in between."""
+    rows = [customer(1), customer(2).replace(",", ',"', 1), customer(3), *QUOTED[1:3], customer(7)]
+    found = csv_file(tmp_path, "".join(f"{r}\n" for r in [HEADER, *rows]))
+    assert list(errors(found)) == [3]
+    assert [r["_line_number"] for r in found.records] == [2, 3, 4, 5, 7, 8]
+    assert [r["_raw_record"] for r in found.records] == rows
+    assert found.records[3]["name"] == "Two\nLines"
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        (customer(9).replace("north,", 'north,"'), "quote"),  # folds the last line in, 6 fields, open at the end
+        (customer(9).replace(",", ',"', 1), "quote"),
+        (customer(9).replace("Cust 9", "Cust\r9"), "shape:"),  # a bare carriage return in an unquoted field
+        (customer(9).replace("Cust 9", '"' + "x" * 140_000 + '"'), "131072"),  # one field past the csv limit
+    ],
+    ids=["open_quote_in_the_last_field", "open_quote", "carriage_return", "field_past_the_limit"],
+)
+def test_csv_reader_one_bad_line_near_the_end_never_costs_the_others(tmp_path, bad, problem) -> None:
+    rows = [*(customer(i) for i in range(1, 9)), bad, customer(10)]
+    found = csv_file(tmp_path, "".join(f"{r}\n" for r in [HEADER, *rows]))
+    assert [r["_line_number"] for r in found.records] == list(range(2, 12))
+    assert list(errors(found)) == [10] and problem in errors(found)[10] and errors(found)[10].startswith("shape:")
+    assert [r["_raw_record"] for r in found.records] == rows
+    assert found.records[-1]["customer_id"] == "C10" and found.records[-1]["updated_at"] == f"{DAY}T08:00:00Z"
+
+
+def test_csv_reader_stray_quotes_on_consecutive_lines_fail_one_line_each(tmp_path) -> None:
+    """Each quote closes on the next line's: the lenient reader made records of the header's width out of two
+    lines (the second customer inside the first one's name)."""
+    rows = [customer(i) for i in range(1, 11)]
+    for i in (3, 4, 5):
+        rows[i] = rows[i].replace(",", ',"', 1)
+    found = csv_file(tmp_path, "".join(f"{r}\n" for r in [HEADER, *rows]))
+    assert [r["_line_number"] for r in found.records] == list(range(2, 12))
+    assert list(errors(found)) == [5, 6, 7]
+    assert [r["_raw_record"] for r in found.records] == rows
+    assert [r["customer_id"] for r in found.records if not r["_csv_error"]] == [f"C{i}" for i in (1, 2, 3, 7, 8, 9, 10)]
+
+
+def test_csv_reader_a_stray_quote_in_the_header_keeps_every_record(tmp_path) -> None:
+    rows = [customer(i) for i in range(1, 11)]
+    rows[4] = customer(5, name='"Cust 5"')  # a quote for the header's stray one to close on
+    found = csv_file(tmp_path, "".join(f"{r}\n" for r in [HEADER.replace(",name", ',"name'), *rows]))
+    assert [r["_line_number"] for r in found.records] == list(range(2, 12))
+    assert [r["_raw_record"] for r in found.records] == rows
+    assert all(r["_csv_error"] and "header:" in r["_csv_error"] for r in found.records)
+
+
+@pytest.mark.parametrize("lines", [2005, 4005], ids=["short", "past_the_field_limit"])
+def test_a_stray_csv_quote_quarantines_its_line_and_the_range_publishes(resources, store, landing_root, lines) -> None:
+    days = ("2024-01-01", DAY, "2024-01-03")
+    others = {day: range(10_000 * (n + 1), 10_000 * (n + 1) + 20) for n, day in enumerate(days) if day != DAY}
+    for day, ids in others.items():
+        write(landing_root, "customers.csv", [HEADER, *(customer(i) for i in ids)], day=day, source="customers")
+    rows = stray_quote_rows(lines)
+    write(landing_root, "customers.csv", [HEADER, *rows], source="customers")
+    assert materialize_days(resources, days[0], days[-1], selection="bronze/customers").success
+    bronze = table(store, "bronze/customers")
+    counts = bronze.groupby("_source_file").size().to_dict()
+    assert counts == {f"customers/date={d}/customers.csv": lines - 1 if d == DAY else 20 for d in days}
+    today = by_line(bronze)
+    assert today[(f"customers/date={DAY}/customers.csv", STRAY_AT)]["_raw_record"] == rows[STRAY_AT - 2]
+    assert today[(f"customers/date={DAY}/customers.csv", STRAY_AT + 1)]["customer_id"] == f"C{STRAY_AT}"
+    logged = table(store, run_log.TABLE)
+    logged = logged[logged["asset"] == "bronze/customers"].set_index("partition")
+    assert logged["passed"].all() and sorted(logged.index) == list(days)
+    assert logged.loc[DAY, ["rows_in", "rows_written"]].tolist() == [lines - 1, lines - 1]
+    assert logged.loc[DAY, "pass_rate"] == pytest.approx((lines - 2) / (lines - 1))  # the gate counts the line
+    assert customers_run(resources, "silver/dim_customer").success
+    logged = table(store, run_log.TABLE)
+    dim_log = logged[logged["asset"] == "silver/dim_customer"]
+    assert dict(zip(dim_log["partition"], dim_log["quarantined"], strict=True)) == {d: int(d == DAY) for d in days}
+    [bad] = table(store, "quarantine/customers").to_dict("records")
+    assert (bad["_line_number"], list(bad["_quarantine_reasons"])) == (STRAY_AT, ["csv_shape"])
+    assert bad["_raw_record"] == rows[STRAY_AT - 2] and "quote" in bad["_csv_error"]
+    expected = {f"C{i}" for i in range(1, lines) if i != STRAY_AT - 1} | {f"C{i}" for i in others[days[0]]}
+    expected |= {f"C{i}" for i in others[days[2]]}
+    assert set(table(store, "silver/dim_customer")["customer_id"]) == expected
