@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 
 from medallion_assets import pipes_wire, run_log
 from medallion_assets.check_events import log_evaluations
-from medallion_assets.ingest import LANDED_LINES
+from medallion_assets.ingest import LANDED_LINES, SOURCE_FILE
 from medallion_assets.partitions import DAILY, RANGE_POLICY, run_days, table_pool
 from medallion_assets.quality.gate import (
     GATE_CHECK,
@@ -109,6 +109,8 @@ class Run:
     days: list[str] | None
     #: why a day has no input (set by landing readers), for the publish guard
     no_input: dict[str, str] = field(default_factory=dict)
+    #: files of a day that were listed but could not be read (gone or changed since), with why: day → file → why
+    unread: dict[str, dict[str, str]] = field(default_factory=dict)
     #: extra materialization metadata from the read and build hooks: the run's, and each day's
     report: dict[str, Any] = field(default_factory=dict)
     day_report: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -317,8 +319,30 @@ def _guard(run: Run, days: Sequence[str]) -> PublishGuard:
         min_share=run.settings.min_volume_share,
         published_rows=published,
         no_input=run.no_input,
+        missing=_missing_input(run, [d for d in days if published.get(d)]),
         forced=forced_days(run.tags, days),
     )
+
+
+def _missing_input(run: Run, published_days: Sequence[str]) -> dict[str, str]:
+    """Per day, the input it would lose without a word: files listed but not read, and files its published rows
+    came from that this run did not read (gone, renamed, in flight again, or skipped)."""
+    spec, missing = run.spec, {}
+    sources = run.store.day_values(
+        spec.table, partition_column=spec.day_column, days=published_days, column=SOURCE_FILE
+    )
+    for day in sorted(set(run.unread) | set(sources)):
+        unread = run.unread.get(day, {})
+        read_now = set(run.day_report.get(day, {}).get(LANDED_LINES, {}))
+        lost = sorted(sources.get(day, set()) - read_now - set(unread))
+        problems = [f"{file} could not be read ({why})" for file, why in sorted(unread.items())]
+        if lost:
+            shown = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+            problems.append(f"{shown} fed the published {day} and {'is' if len(lost) == 1 else 'are'} not read now "
+                            "(gone, renamed, in flight again or skipped: see skipped_files)")  # fmt: skip
+        if problems:
+            missing[day] = "; ".join(problems)
+    return missing
 
 
 def published_rows(spec: "TableSpec", checked: DataFrame) -> DataFrame:

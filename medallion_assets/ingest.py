@@ -38,6 +38,8 @@ READ_THREADS = min(4, os.cpu_count() or 1)
 FINGERPRINT = "landing_fingerprint"
 #: Lines of each landed file (run and per-partition metadata; line accounting reads it from the run's report).
 LANDED_LINES = "landed_lines"
+#: bronze's column naming the landing file of each row (relative to the landing root)
+SOURCE_FILE = "_source_file"
 
 
 def listings(run: Run, source: str) -> list[DayListing]:
@@ -56,12 +58,20 @@ def listings(run: Run, source: str) -> list[DayListing]:
     return found
 
 
+def _unread(run: Run, day: str, file: LandingFile, exc: OSError) -> None:
+    """A listed file that could not be read: its day is refused by the publish guard (the file named), the other
+    days go on."""
+    why = exc.strerror or str(exc)
+    run.unread.setdefault(day, {})[file.relative] = why
+    run.context.log.warning(f"{file.relative} could not be read ({why}); {day} is refused, the other days go on")
+
+
 def _with_audit(table: pa.Table, relative: str, day: str | None, partition_column: str) -> pa.Table:
     """``table`` with the day (the folder's date) and the file it came from as its first columns."""
     n = table.num_rows
     days = pa.array([parse_day(day)] * n if day else [], pa.date32())
     return table.add_column(0, pa.field(partition_column, pa.date32()), days).add_column(
-        1, pa.field("_source_file", pa.string()), pa.array([relative] * n, pa.string())
+        1, pa.field(SOURCE_FILE, pa.string()), pa.array([relative] * n, pa.string())
     )
 
 
@@ -121,9 +131,13 @@ def json_lines(source: str, partition_column: str) -> Callable[[Run], dict[str, 
         files = [(day.day, file) for day in listings(run, source) for file in day.files]
         scratch = _Scratch(run, f"landing_{source}", empty.schema)
 
-        def read_one(job: tuple[int, str, LandingFile]) -> FileRead:
+        def read_one(job: tuple[int, str, LandingFile]) -> FileRead | None:
             index, day, file = job
-            batches, found = read_json_lines(file)
+            try:
+                batches, found = read_json_lines(file)
+            except OSError as exc:  # gone, or replaced by a link or a folder, since it was listed
+                _unread(run, day, file, exc)
+                return None
             if batches:
                 scratch.write(index, _with_audit(pa.Table.from_batches(batches), file.relative, day, partition_column))
             return found
@@ -131,7 +145,8 @@ def json_lines(source: str, partition_column: str) -> Callable[[Run], dict[str, 
         jobs = [(index, day, file) for index, (day, file) in enumerate(files)]
         with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="landing") as pool:
             reads = list(pool.map(read_one, jobs))
-        _report(run, reads, [day for day, _ in files])
+        read = [(day, found) for (day, _), found in zip(files, reads, strict=True) if found is not None]
+        _report(run, [found for _, found in read], [day for day, _ in read])
         return {LANDING: scratch.frame(run)}
 
     return read
@@ -143,7 +158,11 @@ def csv_records(source: str, partition_column: str, required: Sequence[str]) -> 
     def read(run: Run) -> dict[str, DataFrame]:
         parsed: list[tuple[str, LandingFile, CsvFile]] = []
         for day in listings(run, source):
-            parsed += [(day.day, f, read_csv_records(f, required=required)) for f in day.files]
+            for file in day.files:
+                try:
+                    parsed.append((day.day, file, read_csv_records(file, required=required)))
+                except OSError as exc:  # gone, or replaced by a link or a folder, since it was listed
+                    _unread(run, day.day, file, exc)
         _report(run, [p.read for _, _, p in parsed], [day for day, _, _ in parsed])
         columns = list(dict.fromkeys([*required, *(c for _, _, p in parsed for c in p.columns)]))
         empty = _with_audit(csv_table([], columns), "", None, partition_column)

@@ -630,6 +630,20 @@ class DeltaTableStore(dg.ConfigurableResource):
                 wanted[day] += int(rows or 0)
         return wanted
 
+    def day_values(self, table: str, *, partition_column: str, days: Iterable[str], column: str) -> dict[str, set]:
+        """The distinct values of ``column`` in each of ``days`` (read with ``deltalake``: that column only)."""
+        wanted = sorted(set(days))
+        if not wanted or not self.exists(table):
+            return {}
+        rows = self.delta_table(table).to_pyarrow_table(
+            filters=[(partition_column, "in", wanted)], columns=[partition_column, column]
+        )
+        pairs = rows.group_by([partition_column, column]).aggregate([]).to_pydict()
+        found: dict[str, set] = {}
+        for day, value in zip(pairs[partition_column], pairs[column], strict=True):
+            found.setdefault(str(day), set()).add(value)
+        return found
+
     # -- maintenance (deltalake: Sail has no OPTIMIZE / VACUUM) ------------------------------------------
     def maintain(self, table: str, *, retention_hours: int) -> dict[str, Any]:
         """Vacuum files unreferenced for ``retention_hours``, compact small files, then write a checkpoint (Sail

@@ -101,9 +101,61 @@ def test_a_shrinking_rerun_is_refused_with_both_counts(resources, store, publish
     assert forced.success and day_rows(store, "bronze/orders") == 50
 
 
+@pytest.mark.parametrize("how", ["removed", "in flight again", "replaced by a link", "renamed"])
+def test_a_rerun_without_a_file_that_fed_the_published_day_is_refused_naming_it(
+    resources, store, published, landing_root, how
+) -> None:
+    """A file the published day was built from is gone, or not read now: the day would lose its rows without a
+    word while it keeps more than ``MEDALLION_MIN_VOLUME_SHARE`` of them (it did, exit 0). Refused, naming the
+    file; the run tag replaces the day on purpose."""
+    folder = landing_root / "orders" / f"date={DAY}"
+    gone = folder / "part-002.json"  # the day's re-delivered updates: far less than half its lines
+    if how == "removed":
+        gone.unlink()
+    elif how == "in flight again":
+        gone.rename(folder / "part-002.json.tmp")
+    elif how == "replaced by a link":
+        target = landing_root.parent / "elsewhere.json"
+        gone.rename(target)
+        gone.symlink_to(target)
+    else:
+        gone.rename(folder / "part-002-b.json")  # the same lines under a new name: a decision, not a guess
+    result = materialize_days(resources, DAY)
+    assert not result.success
+    message = step_error(result, "bronze__orders")
+    assert f"orders/date={DAY}/part-002.json" in message and "medallion/allow_shrink" in message
+    assert snapshot(store) == published
+    forced = materialize_days(resources, DAY, tags=FORCE, selection="bronze/orders")
+    assert forced.success
+
+
+def test_a_file_gone_between_listing_and_reading_refuses_its_day_only(
+    resources, store, sample, landing_root, monkeypatch
+) -> None:
+    """It failed the whole range (FileNotFoundError); the other days publish, and its day is refused naming it."""
+    from medallion_assets import ingest
+
+    read, vanishing = ingest.read_json_lines, f"orders/date={DAY}/part-001.jsonl"
+
+    def vanishes(file, **kwargs):
+        if file.relative == vanishing:
+            file.path.unlink()
+        return read(file, **kwargs)
+
+    monkeypatch.setattr(ingest, "read_json_lines", vanishes)
+    result = materialize_days(resources, "2024-01-01", "2024-01-03", selection="bronze/orders")
+    assert result.success  # the other days publish
+    [refused] = run_log.refused_in_run(store, result.run_id)
+    assert refused["partition"] == DAY and vanishing in refused["error_message"]
+    assert "could not be read" in refused["error_message"]
+    assert day_rows(store, "bronze/orders", "2024-01-01") > 0
+    assert day_rows(store, "bronze/orders", "2024-01-03") > 0 and day_rows(store, "bronze/orders") == 0
+
+
 def test_the_volume_share_is_configurable(resources, store, published, landing_root, monkeypatch) -> None:
     folder = landing_root / "orders" / f"date={DAY}"
-    (folder / "part-001.jsonl").unlink()  # the status updates: about 60 % of the day's lines
+    updates = folder / "part-001.jsonl"  # the status updates, about 60 % of the day's lines, re-delivered empty
+    updates.write_text("")
     monkeypatch.setenv("MEDALLION_MIN_VOLUME_SHARE", "0.2")
     result = materialize_days({**resources, "settings": Settings.from_env()}, DAY, selection="bronze/orders")
     assert result.success

@@ -84,29 +84,31 @@ class PublishGuard:
     """Refuses a day that would replace its published rows with nothing or much less, unless the run allows it.
 
     ``published_rows``: rows each day holds now; ``no_input``: why a day has no input (e.g. the folder is
-    missing); ``forced``: the days this run may shrink (``ALLOW_SHRINK_TAG``).
+    missing); ``missing``: input a day would lose (files not read now); ``forced``: the days this run may shrink
+    (``ALLOW_SHRINK_TAG``).
     """
 
     min_share: float
     published_rows: Mapping[str, int] = field(default_factory=dict)
     no_input: Mapping[str, str] = field(default_factory=dict)
+    missing: Mapping[str, str] = field(default_factory=dict)
     forced: frozenset[str] = frozenset()
 
     def refusal(self, day: str, rows: int) -> str | None:
         if day in self.forced:
             return None
         before = self.published_rows.get(day, 0)
+        problems = [self.missing[day]] if day in self.missing else []
+        if rows == 0:
+            problems.append(self.no_input.get(day) or f"no input rows for {day}")
+        elif before and rows < self.min_share * before:
+            share, minimum = percent(round(rows / before, 3)), percent(self.min_share)
+            problems.append(f"{day} would shrink from {before} to {rows} rows ({share} < {minimum}, {MIN_SHARE_VAR})")
+        if not problems:
+            return None
         how = f"set the run tag {ALLOW_SHRINK_TAG}=true to replace it on purpose"
         kept = f"the published day ({before} rows) is kept; {how}" if before else f"nothing was written; {how}"
-        if rows == 0:
-            return f"{self.no_input.get(day) or f'no input rows for {day}'}; {kept}"
-        if before and rows < self.min_share * before:
-            share = percent(round(rows / before, 3))
-            return (
-                f"{day} would shrink from {before} to {rows} rows ({share} < {percent(self.min_share)}, "
-                f"{MIN_SHARE_VAR}); {kept}"
-            )
-        return None
+        return f"{'; '.join(problems)}; {kept}"
 
 
 def forced_days(tags: Mapping[str, str], days: Sequence[str]) -> frozenset[str]:
