@@ -27,6 +27,11 @@ from resources.errors import MedallionError
 from resources.partition_keys import parse_day
 
 EXIT_USAGE = 2
+#: The run finished, but quality gates or publish guards refused days (each printed with why; published versions
+#: are kept, the other days published).
+EXIT_REFUSED = 3
+#: Refused table days printed at most (the run log holds them all).
+SHOWN_REFUSALS = 20
 INVOCATION_TAG = "medallion/cli_invocation"
 
 
@@ -138,11 +143,42 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         progress.stop()
     seconds = time.perf_counter() - started
-    if result.success:
+    for entry in _unread_files(result):
+        print(f"medallion: not read: {entry['file']} {entry['reason']}", file=sys.stderr)
+    refused = _report_refusals(defs.resources["store"], result.run_id)
+    if result.success and not refused:
         print(f"medallion: run {result.run_id} succeeded in {seconds:.1f} s")
         return 0
+    if result.success:
+        print(f"medallion: run {result.run_id} finished in {seconds:.1f} s with the refused days above")
+        return EXIT_REFUSED
     print(f"medallion: run {result.run_id} failed after {seconds:.1f} s: {_failure(result)}", file=sys.stderr)
     return 1
+
+
+def _unread_files(result) -> list[dict[str, str]]:
+    """The landing entries the run's bronze steps did not read (``skipped_files``), each once."""
+    seen: dict[str, dict[str, str]] = {}
+    for event in result.get_asset_materialization_events():
+        entry = event.materialization.metadata.get("skipped_files")
+        for item in entry.value if entry is not None else []:
+            seen.setdefault(item["file"], item)
+    return list(seen.values())
+
+
+def _report_refusals(store, run_id: str) -> list[dict]:
+    """Print the table days the run refused, with the first line of why; return them all."""
+    from medallion_assets import run_log
+
+    refused = sorted(run_log.refused_in_run(store, run_id), key=lambda r: (r["asset"], r["partition"]))
+    if refused:
+        print(f"medallion: {len(refused)} table day(s) refused; their published versions are kept:", file=sys.stderr)
+    for r in refused[:SHOWN_REFUSALS]:
+        why = (r["error_message"] or "refused").strip().splitlines()[0][:300]
+        print(f"  {r['asset']} {r['partition']}: {why}", file=sys.stderr)
+    if len(refused) > SHOWN_REFUSALS:
+        print(f"  … and {len(refused) - SHOWN_REFUSALS} more (monitoring/pipeline_runs)", file=sys.stderr)
+    return refused
 
 
 def _executable(select: str, defs) -> list:

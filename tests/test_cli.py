@@ -103,3 +103,26 @@ def test_the_garbage_collector_is_paused_while_loading_and_runs_again_for_the_ru
         assert gc.isenabled()
     finally:
         gc.unfreeze()  # the test session's objects go back to being collected
+
+
+def test_medallion_run_names_refused_days_and_unread_files_and_exits_3(tmp_path: Path) -> None:
+    """A range whose gate refused a day (the other days published) exited 0 and printed nothing about it; files
+    left unread showed only in the event log. Now each refused table day is printed with why, each unread
+    file with why, and the exit code is 3."""
+    landing, lake = tmp_path / "in", tmp_path / "lake"
+    generate(landing, days=3, orders_per_day=150, seed=11)
+    day = landing / "orders" / "date=2024-01-02"
+    (day / "blob.jsonl").write_bytes(bytes(range(256)) * 80)  # not text: the day's bronze gate refuses it
+    (day / "late.ndjson").write_text("{}\n")
+    env = {**os.environ, "MEDALLION_LANDING_ROOT": str(landing), "MEDALLION_LAKEHOUSE_ROOT": str(lake),
+           "MEDALLION_ENGINE": "sail", "PYTHONPATH": str(REPO)}  # fmt: skip
+    env.pop("DAGSTER_HOME", None)
+    command = [sys.executable, "-m", "medallion_assets.cli", "run", "--from", "2024-01-01", "--to", "2024-01-03"]
+    proc = subprocess.run([*command, "--select", "bronze/orders"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-3000:]
+    refused = [line for line in proc.stderr.splitlines() if line.startswith("  bronze/orders 2024-")]
+    assert len(refused) == 1 and "2024-01-02" in refused[0] and "utf8_valid" in refused[0], proc.stderr
+    assert "orders/date=2024-01-02/late.ndjson" in proc.stderr and "not read" in proc.stderr
+    days = DeltaTable(str(lake / "bronze/orders")).to_pandas()["order_date"].astype(str).unique().tolist()
+    assert sorted(days) == ["2024-01-01", "2024-01-03"]
