@@ -220,12 +220,14 @@ def _where(instance) -> str:
 
 
 def _failure(result) -> str:
-    """The first failed step and its error's innermost message."""
+    """The first failed step and its error's message: medallion's own (a ``Failure``), else the innermost."""
     for event in result.all_events:
         if event.is_step_failure and event.event_specific_data.error:
             error = event.event_specific_data.error
-            while error.cause is not None:
+            while error.cause is not None and error.cls_name != "Failure":
                 error = error.cause
+            if error.cls_name == "Failure":  # its message starts with the class's dotted path
+                return f"{event.step_key}: {error.message.split(': ', 1)[-1].strip().splitlines()[0]}"
             return f"{event.step_key}: {error.message.strip().splitlines()[0]}"
     return "see the run's log in the UI"
 

@@ -47,11 +47,12 @@ from medallion_assets.quality.gate import (
 from medallion_assets.quality.rules import FAILURES, REASONS, WARNINGS, RuleSet, evaluate, is_valid, rule_counts
 from medallion_assets.quiet import chosen_dagster_apis
 from medallion_assets.transforms import RANK, WORKING_PREFIX, rank_latest
-from resources.delta_store import DeltaTableStore, WriteResult
+from resources.delta_store import DeltaTableStore, WriteResult, storage_refusal
 from resources.engine import SparkEngine
 from resources.landing import LandingZone
 from resources.run_guard import RunGuard
 from resources.settings import Settings
+from resources.storage import ROOT_VAR as LAKEHOUSE_ROOT_VAR
 
 if TYPE_CHECKING:
     from dagster_pipes import PipesContext
@@ -730,9 +731,26 @@ def _gated_asset(spec: TableSpec) -> dg.AssetsDefinition:
             started_at=datetime.now(timezone.utc),
             days=run_days(context) if spec.partitioned else None,
         )
-        yield from publish(run)
+        try:
+            yield from publish(run)
+        except Exception as exc:
+            why = storage_refusal(exc)
+            if why is None:
+                raise
+            raise dg.Failure(description=_refused_write(run, why)) from exc
 
     return _asset
+
+
+def _refused_write(run: Run, why: str) -> str:
+    """A storage failure named with the table, the days, the root and its setting."""
+    days = run.days or []
+    which = f" {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "") if days else ""
+    return (
+        f"{run.spec.table}{which}: the lakehouse root {run.store.root_uri} ({LAKEHOUSE_ROOT_VAR}) refused a write: "
+        f"{why}. A table's published version changes only with a whole Delta commit: free space or make the root "
+        "writable, then run the same days again"
+    )
 
 
 # -- the step in a Pipes job ----------------------------------------------------------------------------------

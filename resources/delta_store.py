@@ -26,6 +26,7 @@ Sail gaps handled here and nowhere else:
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -129,6 +130,28 @@ def partition_predicate(partition_column: str, days: Iterable[str | date]) -> st
 def _nullable(field: Field) -> Field:
     """New columns must be nullable: existing rows have no value for them."""
     return Field(field.name, field.type, nullable=True, metadata=field.metadata)
+
+
+#: Errors a file system gives when the lakehouse cannot take a write, and how an engine's error text says them.
+REFUSED_WRITES = {errno.ENOSPC: "No space left on device", errno.EDQUOT: "Disk quota exceeded",
+                  errno.EROFS: "Read-only file system"}  # fmt: skip
+
+
+def storage_refusal(exc: BaseException) -> str | None:
+    """Why the lakehouse's storage refused a write (no space, over quota, read-only), found in ``exc`` or an
+    error it came from (an ``OSError``, or an engine's error text); None for any other error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in REFUSED_WRITES:
+            return REFUSED_WRITES[current.errno]
+        text = str(current)
+        found = next((why for why in REFUSED_WRITES.values() if why.lower() in text.lower()), None)
+        if found:
+            return found
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def with_commit_retries(

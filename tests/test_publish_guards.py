@@ -173,6 +173,28 @@ def test_a_range_refuses_only_the_empty_day(resources, store, sample, landing_ro
     assert refused == {DAY}
 
 
+@pytest.mark.parametrize(
+    "error",
+    [OSError(28, "No space left on device"), OSError(30, "Read-only file system"),
+     RuntimeError("(org.apache.spark.SparkException) write failed: No space left on device (os error 28)")],
+    ids=["disk full", "read-only", "engine's disk full"],
+)  # fmt: skip
+def test_a_lakehouse_that_refuses_writes_is_named_with_its_setting(resources, store, published, monkeypatch, error):
+    """A full disk or a read-only lakehouse failed the step with ``OSError: [Errno 28] Error writing bytes to
+    file``, naming no table, root or setting."""
+    from medallion_assets import factory
+
+    def refuses(*args, **kwargs):
+        raise RuntimeError("the write went wrong") from error
+
+    monkeypatch.setattr(factory, "_write_table", refuses)
+    result = materialize_days(resources, DAY, selection="bronze/orders")
+    assert not result.success
+    message = step_error(result, "bronze__orders")
+    assert store.root_uri in message and "MEDALLION_LAKEHOUSE_ROOT" in message and f"bronze/orders {DAY}" in message
+    assert snapshot(store) == published
+
+
 @pytest.mark.parametrize("value", ["abc", "1.5", "-1", "nan"])
 def test_invalid_settings_are_caught_when_the_definitions_load(value: str, monkeypatch) -> None:
     from resources.settings import SettingsError
