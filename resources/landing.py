@@ -55,6 +55,16 @@ def is_in_flight(name: str) -> bool:
     return name.startswith((".", "_")) or name.endswith(".tmp")
 
 
+def not_a_landing_file(name: str, *, is_folder: bool, extensions: tuple[str, ...]) -> str | None:
+    """Why a day folder's entry (not in flight) is not read as one of the source's files; None when its name is
+    one (it may still be skipped: a link, a FIFO)."""
+    if name.endswith(extensions):
+        return None
+    if is_folder:
+        return "is a folder; files in folders below a day are never read"
+    return f"does not end in {' or '.join(extensions)} (names are case-sensitive); not read"
+
+
 @dataclass(frozen=True)
 class LandingFile:
     """A regular file inside the root: its absolute path, its path relative to the root, size and mtime."""
@@ -134,11 +144,9 @@ class LandingZone(dg.ConfigurableResource):
             if is_in_flight(entry.name):
                 continue
             info = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(info.st_mode) and not entry.name.endswith(extensions):
-                skipped.append(SkippedEntry(relative, "is a folder; files in folders below a day are never read"))
-            elif not entry.name.endswith(extensions):
-                wanted = " or ".join(extensions)
-                skipped.append(SkippedEntry(relative, f"does not end in {wanted} (names are case-sensitive); not read"))
+            unread = not_a_landing_file(entry.name, is_folder=stat.S_ISDIR(info.st_mode), extensions=extensions)
+            if unread:
+                skipped.append(SkippedEntry(relative, unread))
             elif stat.S_ISLNK(info.st_mode):
                 skipped.append(SkippedEntry(relative, f"is a symlink to {_target(entry.path)}; links are never read"))
             elif not stat.S_ISREG(info.st_mode):

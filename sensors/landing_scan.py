@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from resources.landing import SOURCE_EXTENSIONS, files_fingerprint, is_in_flight
+from resources.landing import SOURCE_EXTENSIONS, files_fingerprint, is_in_flight, not_a_landing_file
 
 _DAY_DIR = re.compile(r"date=([0-9]{4}-[0-9]{2}-[0-9]{2})", re.ASCII)
 #: How many recently requested days keep their fingerprint in the cursor (older ones fall back to run_key dedupe).
@@ -231,8 +231,13 @@ def _scan_day(entry: os.DirEntry[str], rel: str, day: str, extensions: tuple[str
     try:
         folder_mtime = entry.stat(follow_symlinks=False).st_mtime_ns
         with os.scandir(entry.path) as listing:
-            children = [c for c in listing if not is_in_flight(c.name) and c.name.endswith(extensions)]
-        files = [f for c in children if (f := _landed(c, f"{rel}/{c.name}", day, found))]
+            children = [c for c in listing if not is_in_flight(c.name)]
+        for child in children:
+            folder = child.is_dir(follow_symlinks=False)
+            if unread := not_a_landing_file(child.name, is_folder=folder, extensions=extensions):
+                found.skipped.append(Skipped(f"{rel}/{child.name}", unread))
+        named = [c for c in children if c.name.endswith(extensions)]
+        files = [f for c in named if (f := _landed(c, f"{rel}/{c.name}", day, found))]
     except FileNotFoundError:
         found.blocked.add(day)  # the folder or a file went away while scanning: look again next tick
         return

@@ -141,7 +141,10 @@ def test_in_flight_and_unsettled_files_are_ignored(tmp_path: Path) -> None:
     _, cursor = tick(tmp_path, None)
     for name in ("b.jsonl.tmp", "_b.jsonl", ".b.jsonl", "notes.txt"):
         land(tmp_path, "2024-01-02", name, age_seconds=60)
-    assert tick(tmp_path, cursor)[0] == []
+    quiet = evaluate(tmp_path, cursor)  # notes.txt is named in a warning (never read); the rest are in flight
+    assert quiet.requests == [] and len(warnings_about(quiet.logs, "notes.txt")) == 1
+    assert not [m for _, m in quiet.logs if "b.jsonl" in m]
+    cursor = quiet.cursor
     fresh = land(tmp_path, "2024-01-02", "c.jsonl", age_seconds=1)  # still being written
     requests, cursor_after = tick(tmp_path, cursor)
     assert requests == [] and cursor_after == cursor
@@ -339,6 +342,21 @@ def test_symlinked_files_and_day_folders_are_skipped_with_a_warning(tmp_path: Pa
     assert first.requests == []
     assert "symlink" in warnings_about(first.logs, "'orders/date=2024-01-02/p.jsonl'")[0]
     assert "symlink" in warnings_about(first.logs, "'orders/date=2024-01-03'")[0]
+    assert evaluate(root, first.cursor).logs == []
+
+
+def test_a_day_of_misnamed_files_is_named_in_a_warning_not_silently_passed_over(tmp_path: Path) -> None:
+    """``.JSONL`` (names are case-sensitive), ``.ndjson`` or a subfolder: the sensor requested nothing and said
+    nothing, so a day landed under such names was never noticed. Each is named once, with why."""
+    root = tmp_path / "landing"
+    land(root, "2024-01-02", "part-000.JSONL")
+    land(root, "2024-01-02", "part-001.ndjson")
+    (root / "orders" / "date=2024-01-02" / "batch2").mkdir()
+    first = evaluate(root, None)
+    assert first.requests == []
+    assert ".jsonl" in warnings_about(first.logs, "'orders/date=2024-01-02/part-000.JSONL'")[0]
+    assert warnings_about(first.logs, "'orders/date=2024-01-02/part-001.ndjson'")
+    assert "folder" in warnings_about(first.logs, "'orders/date=2024-01-02/batch2'")[0]
     assert evaluate(root, first.cursor).logs == []
 
 
