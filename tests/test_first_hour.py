@@ -77,7 +77,14 @@ def test_first_build_then_automation_with_a_real_daemon(tmp_path: Path) -> None:
     medallion = str(Path(sys.executable).parent / "medallion")
     built = subprocess.run([medallion, "run", "--from", str(first), "--to", str(last)], env=cli, cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert built.returncode == 0, built.stderr[-3000:]
+    # 3: the run finished with a refused day, named: the last day's customers have not landed yet
+    assert built.returncode == 3, built.stderr[-3000:]
+    tables = ("  bronze/", "  silver/", "  gold/")
+    refused = [line.strip() for line in built.stderr.splitlines() if line.startswith(tables)]
+    assert refused == [
+        f"bronze/customers {last}: no landing files in customers/date={last}; nothing was written; "
+        "set the run tag medallion/allow_shrink=true to replace it on purpose"
+    ], built.stderr[-3000:]
     with DagsterServices(landing, lake, home=home, env=env) as dagster:
         with dg.DagsterInstance.from_config(str(home)) as instance:
             # 2. the sensors and automation find nothing to build again
