@@ -63,7 +63,7 @@ def _unread(run: Run, day: str, file: LandingFile, exc: OSError) -> None:
     days go on."""
     why = exc.strerror or str(exc)
     run.unread.setdefault(day, {})[file.relative] = why
-    run.context.log.warning(f"{file.relative} could not be read ({why}); {day} is refused, the other days go on")
+    run.context.log.warning(f"{file.relative} could not be read ({why}); the publish guard judges {day}")
 
 
 def _with_audit(table: pa.Table, relative: str, day: str | None, partition_column: str) -> pa.Table:
@@ -145,8 +145,8 @@ def json_lines(source: str, partition_column: str) -> Callable[[Run], dict[str, 
         jobs = [(index, day, file) for index, (day, file) in enumerate(files)]
         with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="landing") as pool:
             reads = list(pool.map(read_one, jobs))
-        read = [(day, found) for (day, _), found in zip(files, reads, strict=True) if found is not None]
-        _report(run, [found for _, found in read], [day for day, _ in read])
+        done = [(day, found) for (day, _), found in zip(files, reads, strict=True) if found is not None]
+        _report(run, [found for _, found in done], [day for day, _ in done])
         return {LANDING: scratch.frame(run)}
 
     return read

@@ -38,13 +38,13 @@ def parse_lines(lines: DataFrame, fields: Iterable[str], *, keys_from_map: bool 
     if keys_from_map:
         keys = F.map_keys(F.from_json(value, "map<string,string>"))  # null unless the line is one JSON object
     else:
-        keys = _one_objects_keys(value, parsed_fields, fields)
+        keys = _keys_of_one_object(value, parsed_fields, fields)
     parsed = lines.select("*", parsed_fields.alias(FIELDS), keys.alias(KEYS))
     reread = F.col(KEYS).isNull() | outside_contract(fields)
     return parsed.withColumn("value", F.when(reread, value))
 
 
-def _one_objects_keys(value: Column, parsed_fields: Column, fields: list[str]) -> Column:
+def _keys_of_one_object(value: Column, parsed_fields: Column, fields: list[str]) -> Column:
     """``json_object_keys`` of a line that is one JSON object; null for any other line.
 
     ``json_object_keys`` reads a line's first value only: ``{..}{..}``, ``{..} text`` and ``{..},`` have keys.

@@ -161,9 +161,9 @@ class Settings(dg.ConfigurableResource):
         unknown = sorted(key for key in self.thresholds if "/" in key and key not in known)
         if unknown:
             names = ", ".join(THRESHOLD_PREFIX + key.replace("/", "_").upper() for key in unknown)
-            layers = {key.split("/", 1)[0] for key in unknown}
+            layers = sorted({key.split("/", 1)[0] for key in unknown})
             tables_of = ", ".join(t for t in known if t.split("/", 1)[0] in layers)
-            raise SettingsError(f"{names}: no such gated table; the gated tables of that layer: {tables_of}")
+            raise SettingsError(f"{names}: no such gated table; the {'/'.join(layers)} tables are {tables_of}")
 
     def threshold(self, table: str) -> float:
         """The minimum share of rows that must pass for ``layer/name`` to publish a partition."""
