@@ -101,32 +101,34 @@ def test_a_shrinking_rerun_is_refused_with_both_counts(resources, store, publish
     assert forced.success and day_rows(store, "bronze/orders") == 50
 
 
-@pytest.mark.parametrize("how", ["removed", "in flight again", "replaced by a link", "renamed"])
 def test_a_rerun_without_a_file_that_fed_the_published_day_is_refused_naming_it(
-    resources, store, published, landing_root, how
+    resources, store, sample, landing_root
 ) -> None:
     """A file the published day was built from is gone, or not read now: the day would lose its rows without a
     word while it keeps more than ``MEDALLION_MIN_VOLUME_SHARE`` of them (it did, exit 0). Refused, naming the
-    file; the run tag replaces the day on purpose."""
-    folder = landing_root / "orders" / f"date={DAY}"
-    gone = folder / "part-002.json"  # the day's re-delivered updates: far less than half its lines
-    if how == "removed":
-        gone.unlink()
-    elif how == "in flight again":
-        gone.rename(folder / "part-002.json.tmp")
-    elif how == "replaced by a link":
-        target = landing_root.parent / "elsewhere.json"
-        gone.rename(target)
-        gone.symlink_to(target)
-    else:
-        gone.rename(folder / "part-002-b.json")  # the same lines under a new name: a decision, not a guess
-    result = materialize_days(resources, DAY)
-    assert not result.success
-    message = step_error(result, "bronze__orders")
-    assert f"orders/date={DAY}/part-002.json" in message and "medallion/allow_shrink" in message
-    assert snapshot(store) == published
-    forced = materialize_days(resources, DAY, tags=FORCE, selection="bronze/orders")
-    assert forced.success
+    file; the run tag replaces the day on purpose. The re-delivered updates (15 of a day's 522 lines) go: removed
+    on the first day, renamed on the second (the same lines under a new name: a decision, not a guess), replaced
+    by a link on the third, and the first day's status updates are in flight again."""
+    days = ["2024-01-01", DAY, "2024-01-03"]
+    assert materialize_days(resources, days[0], days[-1], selection="bronze/orders").success
+    before = {day: day_rows(store, "bronze/orders", day) for day in days}
+    folder = {day: landing_root / "orders" / f"date={day}" for day in days}
+    (folder[days[0]] / "part-002.json").unlink()
+    (folder[days[0]] / "part-001.jsonl").rename(folder[days[0]] / "part-001.jsonl.tmp")
+    (folder[DAY] / "part-002.json").rename(folder[DAY] / "part-002-b.json")
+    elsewhere = landing_root.parent / "elsewhere.json"
+    (folder[days[2]] / "part-002.json").rename(elsewhere)
+    (folder[days[2]] / "part-002.json").symlink_to(elsewhere)
+    result = materialize_days(resources, days[0], days[-1], selection="bronze/orders")
+    assert not result.success  # no day could be published
+    refused = {r["partition"]: r["error_message"] for r in run_log.refused_in_run(store, result.run_id)}
+    assert set(refused) == set(days)
+    for day in days:
+        assert f"orders/date={day}/part-002.json" in refused[day] and "medallion/allow_shrink" in refused[day]
+    assert f"orders/date={days[0]}/part-001.jsonl" in refused[days[0]]
+    assert {day: day_rows(store, "bronze/orders", day) for day in days} == before
+    forced = materialize_days(resources, days[0], days[-1], tags=FORCE, selection="bronze/orders")
+    assert forced.success and day_rows(store, "bronze/orders", DAY) == before[DAY]  # renamed: the same lines
 
 
 def test_a_file_gone_between_listing_and_reading_refuses_its_day_only(
