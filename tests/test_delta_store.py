@@ -1,7 +1,8 @@
 """Every table-store verb against real Delta tables written by Sail and read back with deltalake."""
 
 import json
-from datetime import date
+from datetime import date, datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,31 @@ def test_schema_evolves_for_new_columns_and_fills_missing_ones(spark: SparkSessi
     table = {r["k"]: r for r in DeltaTable(store.table_uri("silver/t")).to_pyarrow_table().to_pylist()}
     assert table["e"]["extra"] == "promo" and table["a"]["extra"] is None
     assert table["f"]["v"] is None and set(table) == {"a", "e", "f"}
+
+
+def test_the_schema_read_from_the_log_is_the_one_the_engine_sees(spark: SparkSession, store: DeltaTableStore) -> None:
+    """Schema alignment reads the table's schema from the ``deltalake`` handle, not through the engine: the
+    names and types must be the engine's own, for every type the tables hold; a narrower write is filled with
+    nulls of those types."""
+    ddl = "k string, n long, amount decimal(18,2), ts timestamp, flags array<string>, raw map<string,string>, d date"
+    when = datetime(2024, 1, 1, 10, tzinfo=timezone.utc)
+    values = dict(zip([c.split()[0] for c in ddl.split(", ")], ("a", 1, Decimal("1.50"), when, ["p"], {"x": "y"},
+                                                                date(2024, 1, 1)), strict=True))  # fmt: skip
+    flat = ddl.replace(" flags array<string>, raw map<string,string>,", "")
+    for table, columns in (("silver/typed", ddl), ("silver/typed_flat", flat)):
+        kept = [c.split()[0] for c in columns.split(", ")]
+        df = spark.createDataFrame([tuple(values[c] for c in kept)], columns)
+        store.replace_partitions(table, df, partition_column="d", days=["2024-01-01"])
+        engine = spark.read.format("delta").load(store.table_uri(table)).schema
+        assert [(f.name, f.dataType) for f in store.spark_schema(table).fields] == [
+            (f.name, f.dataType) for f in engine.fields
+        ]
+        assert [f.name for f in engine.fields] == kept
+    # Sail cannot fill a missing array or map column in a replaceWhere write (its gap, whichever schema source).
+    narrower = spark.createDataFrame([("b", date(2024, 1, 2))], "k string, d date")
+    store.replace_partitions("silver/typed_flat", narrower, partition_column="d", days=["2024-01-02"])
+    filled = DeltaTable(store.table_uri("silver/typed_flat")).to_pyarrow_table(partitions=[("d", "=", "2024-01-02")])
+    assert filled.to_pylist() == [{"k": "b", "n": None, "amount": None, "ts": None, "d": date(2024, 1, 2)}]
 
 
 def test_read_by_days(spark: SparkSession, store: DeltaTableStore) -> None:

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pandera.pandas as pandera
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
+from pandera.typing import Series
 
 from medallion_assets import run_log
 from medallion_assets.definitions import ASSETS, CHECKS
-from medallion_assets.quality.checks import checked_columns, validate
-from medallion_assets.quality.schemas import GoldDailySales, SilverOrders, arrow_frame
+from medallion_assets.quality.checks import checked_columns, jointly_unique, validate
+from medallion_assets.quality.schemas import Day, GoldDailySales, SilverOrders, Text, arrow_frame
 from medallion_assets.sample_data import FAULTS, generate
 from resources.delta_store import DeltaTableStore
 from resources.settings import Settings
@@ -204,6 +206,32 @@ def test_pandera_reports_failure_cases() -> None:
     assert validate(SilverOrders, silver.iloc[:1])[0].passed
     wrong_type = arrow_frame(pa.table({**{c: silver[c].iloc[:1].tolist() for c in silver.columns}, "amount": [1.5]}))
     assert not validate(SilverOrders, wrong_type)[0].passed
+
+
+def test_pandera_skips_its_duplicate_scan_only_when_the_keys_are_unique(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unique keys are confirmed in Arrow, so pandas' slow duplicate scan is not run; when a key repeats (nulls
+    equal), pandera's own uniqueness test runs and reports its failure cases as before."""
+    frame = arrow_frame(pa.table({"order_date": pa.array([date(2024, 1, 2)] * 3, pa.date32()),
+                                  "order_id": ["o1", "o2", None]}))  # fmt: skip
+    assert jointly_unique(frame, ["order_date", "order_id"])
+    assert not jointly_unique(pd.concat([frame, frame.iloc[2:]], ignore_index=True), ["order_date", "order_id"])
+    assert not jointly_unique(frame, ["order_date", "absent"])
+    scans = []
+    duplicated = pd.DataFrame.duplicated
+    monkeypatch.setattr(pd.DataFrame, "duplicated", lambda *a, **k: scans.append(1) or duplicated(*a, **k))
+
+    class Keys(pandera.DataFrameModel):
+        order_date: Series[Day]
+        order_id: Series[Text] = pandera.Field(nullable=True)
+
+        class Config:
+            unique = ["order_date", "order_id"]
+
+    assert validate(Keys, frame, day_column="order_date")[0].passed and scans == []
+    twice = pd.concat([frame, frame.iloc[2:]], ignore_index=True)  # the null key twice
+    result, failed_days = validate(Keys, twice, day_column="order_date")
+    assert not result.passed and scans and failed_days == {"2024-01-02": {"multiple_fields_uniqueness"}}
+    assert Keys.to_schema().unique == ["order_date", "order_id"]  # the model's own schema is untouched
 
 
 def test_pandera_check_runs_on_the_published_table(resources, store, landing_root) -> None:

@@ -1,6 +1,7 @@
 """Checks on what was published, read back from the tables: line and row accounting, unique keys, and pandera
 models over the published partitions."""
 
+import copy
 import re
 from collections.abc import Sequence
 from functools import reduce
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 import pandera.errors
 import pandera.pandas as pa
+import pyarrow
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -184,8 +186,12 @@ def validate(
 ) -> tuple[dg.AssetCheckResult, dict[str, set[str]]]:
     """Run ``model`` lazily, once; failure cases (capped) go into the check's metadata, and the failed checks
     of each day (``day_column``'s value of the failing rows; a column-level failure counts for every day)."""
+    schema = model.to_schema()
+    if schema.unique and jointly_unique(df, schema.unique):
+        schema = copy.copy(schema)  # the same verdict without pandas' duplicate scan (0.4-1.0 s on 1.9 M rows)
+        schema.unique = None
     try:
-        model.validate(df, lazy=True)
+        schema.validate(df, lazy=True)
     except pandera.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         result = dg.AssetCheckResult(
@@ -199,6 +205,19 @@ def validate(
         )
         return result, _failed_days(df, cases, day_column)
     return dg.AssetCheckResult(passed=True, metadata={"rows_checked": dg.MetadataValue.int(len(df))}), {}
+
+
+def jointly_unique(df, columns: Sequence[str]) -> bool:
+    """Whether no two rows of ``df`` share their ``columns`` values (nulls equal, as in pandas' ``duplicated``),
+    counted with one Arrow hash aggregation. False when it cannot tell (a column missing or not convertible to
+    Arrow), so pandera's own test runs and reports the failure cases."""
+    if not set(columns) <= set(df.columns):
+        return False
+    try:
+        keys = pyarrow.table({c: pyarrow.array(df[c]) for c in columns})  # Arrow-backed columns: no copy
+    except (pyarrow.ArrowException, TypeError, ValueError):
+        return False
+    return keys.group_by(list(columns)).aggregate([([], "count_all")]).num_rows == keys.num_rows
 
 
 def _failed_days(df, cases, day_column: str | None) -> dict[str, set[str]]:
