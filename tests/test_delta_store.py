@@ -114,8 +114,8 @@ def test_the_schema_read_from_the_log_is_the_one_the_engine_sees(spark: SparkSes
     nulls of those types."""
     ddl = "k string, n long, amount decimal(18,2), ts timestamp, flags array<string>, raw map<string,string>, d date"
     when = datetime(2024, 1, 1, 10, tzinfo=timezone.utc)
-    values = dict(zip([c.split()[0] for c in ddl.split(", ")], ("a", 1, Decimal("1.50"), when, ["p"], {"x": "y"},
-                                                                date(2024, 1, 1)), strict=True))  # fmt: skip
+    names = [c.split()[0] for c in ddl.split(", ")]
+    values = dict(zip(names, ("a", 1, Decimal("1.50"), when, ["p"], {"x": "y"}, date(2024, 1, 1)), strict=True))
     flat = ddl.replace(" flags array<string>, raw map<string,string>,", "")
     for table, columns in (("silver/typed", ddl), ("silver/typed_flat", flat)):
         kept = [c.split()[0] for c in columns.split(", ")]
