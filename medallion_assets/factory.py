@@ -19,7 +19,7 @@ a Dagster multi-asset (the table, plus its quarantine table) with its checks. Th
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,6 +32,7 @@ from medallion_assets.check_events import log_evaluations
 from medallion_assets.ingest import LANDED_LINES, SOURCE_FILE
 from medallion_assets.partitions import DAILY, RANGE_POLICY, run_days, table_pool
 from medallion_assets.quality.gate import (
+    ALLOW_SHRINK_TAG,
     GATE_CHECK,
     DayOutcome,
     DayStats,
@@ -242,8 +243,10 @@ def publish(run: Run) -> Iterator[dg.MaterializeResult]:
         days = all_days if all_days is not None else sorted(stats) if spec.judged_by else [WHOLE_TABLE]
         guard = _guard(run, days) if spec.guard_volume else None
         outcomes = decide(days, stats, run.settings.threshold(spec.table), refusals, guard)
+        if spec.judged_by:
+            outcomes = _keep_published_days(run, outcomes)
         note = run_log.commit_note(_log_rows(run, outcomes, None))
-        q_write = _write_quarantine(run, checked, note) if checked is not None and spec.quarantine else None
+        q_write = _write_quarantine(run, checked, outcomes, note) if checked is not None and spec.quarantine else None
         published = [o.day for o in outcomes if o.passed]
         write = _write_table(run, checked, outcomes, note) if checked is not None and published else None
         samples = _samples(run, checked, [o.day for o in outcomes if not o.passed and not o.refusal])
@@ -365,13 +368,40 @@ def quarantine_rows(checked: DataFrame, *, quarantined_at: datetime, run_id: str
     )
 
 
-def _write_quarantine(run: Run, checked: DataFrame, note: str) -> WriteResult:
+def _keep_published_days(run: Run, outcomes: list[DayOutcome]) -> list[DayOutcome]:
+    """A table rebuilt from every upstream day (``judged_by``) holds the days its last write published. A write
+    without one of them, refused now, would drop its published rows: every day is refused instead and the table
+    kept as published, unless the run may drop that day (``ALLOW_SHRINK_TAG``)."""
+    spec = run.spec
+    forced = forced_days(run.tags, [o.day for o in outcomes])
+    held = run_log.days_of_last_write(run.store, spec.table)
+    kept = sorted(o.day for o in outcomes if not o.passed and o.day in held and o.day not in forced)
+    if not kept or not any(o.passed for o in outcomes):
+        return outcomes
+    why = (
+        f"{spec.table} is rebuilt from every day, and {', '.join(kept)}, refused, is in the published table: "
+        f"nothing is written, so it keeps its published rows; fix that day's input, or set the run tag "
+        f"{ALLOW_SHRINK_TAG}={','.join(kept)} to drop it on purpose"
+    )
+    return [replace(o, refusal=why) if o.passed else o for o in outcomes]
+
+
+def _write_quarantine(run: Run, checked: DataFrame, outcomes: Sequence[DayOutcome], note: str) -> WriteResult | None:
+    """The run's quarantined rows. A refused day whose rows stay published keeps its quarantine too, so the two
+    still account for its bronze rows."""
     spec = run.spec
     frame = quarantine_rows(checked, quarantined_at=run.started_at, run_id=run.run_id)
+    refused = [o.day for o in outcomes if not o.passed]
     if spec.partitioned:
+        published = run.store.day_rows(spec.table, partition_column=spec.partition_column, days=refused)
+        days = [d for d in run.days or [] if not published.get(d)]
+        if not days:
+            return None
         return run.store.replace_partitions(
-            spec.quarantine, frame, partition_column=spec.partition_column, days=run.days, note=note
+            spec.quarantine, frame, partition_column=spec.partition_column, days=days, note=note
         )
+    if refused and not any(o.passed for o in outcomes) and run.store.exists(spec.table):
+        return None  # the table is kept as published, and so is its quarantine
     return run.store.overwrite(spec.quarantine, frame, note=note)
 
 

@@ -129,7 +129,9 @@ def _logged_attempts(store: DeltaTableStore, asset: str, run_ids: set[Any]) -> s
         return set()
     wanted = sorted(r for r in run_ids if r is not None)
     table = store.delta_table(TABLE).to_pyarrow_table(
-        filters=[("asset", "=", asset), ("run_id", "in", wanted)], columns=["run_id", "partition"]
+        filesystem=store.arrow_filesystem(TABLE),
+        filters=[("asset", "=", asset), ("run_id", "in", wanted)],
+        columns=["run_id", "partition"],
     )
     return set(zip(table.column("run_id").to_pylist(), table.column("partition").to_pylist(), strict=True))
 
@@ -140,6 +142,7 @@ def latest_attempts(store: DeltaTableStore, asset: str, days: Iterable[str]) -> 
     if not wanted or not store.exists(TABLE):
         return {}
     table = store.delta_table(TABLE).to_pyarrow_table(
+        filesystem=store.arrow_filesystem(TABLE),
         filters=[("asset", "=", asset), ("partition", "in", wanted)],
         columns=["partition", "ended_at", "passed", "run_id", "error_message"],
     )
@@ -149,6 +152,26 @@ def latest_attempts(store: DeltaTableStore, asset: str, days: Iterable[str]) -> 
         if current is None or row["ended_at"] >= current["ended_at"]:
             latest[row["partition"]] = row
     return latest
+
+
+def days_of_last_write(store: DeltaTableStore, asset: str) -> set[str]:
+    """The days the latest passing attempt of ``asset`` published: for a table rebuilt from every upstream day,
+    the days its published state holds (a run that refuses a day it holds writes nothing)."""
+    if not store.exists(TABLE):
+        return set()
+    rows = (
+        store.delta_table(TABLE)
+        .to_pyarrow_table(
+            filters=[("asset", "=", asset), ("passed", "=", True)],
+            columns=["run_id", "partition", "ended_at"],
+            filesystem=store.arrow_filesystem(TABLE),
+        )
+        .to_pylist()
+    )
+    if not rows:
+        return set()
+    last = max(rows, key=lambda r: r["ended_at"])["run_id"]
+    return {r["partition"] for r in rows if r["run_id"] == last}
 
 
 def upstream_refusals(store: DeltaTableStore, upstream: str, days: Iterable[str]) -> dict[str, str]:
@@ -175,6 +198,7 @@ def refused_in_run(store: DeltaTableStore, run_id: str) -> list[dict[str, Any]]:
     if not store.exists(TABLE):
         return []
     table = store.delta_table(TABLE).to_pyarrow_table(
+        filesystem=store.arrow_filesystem(TABLE),
         filters=[("run_id", "=", run_id), ("passed", "=", False)],
         columns=["asset", "partition", "pass_rate", "threshold", "error_message"],
     )

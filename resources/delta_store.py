@@ -248,6 +248,14 @@ class DeltaTableStore(dg.ConfigurableResource):
         """A pyarrow filesystem for ``uri`` below the root with the store's storage configuration, and its path."""
         return storage.arrow_filesystem(uri, self.storage, self.client)
 
+    def arrow_filesystem(self, table: str) -> fs.FileSystem:
+        """pyarrow's native filesystem rooted at ``table``, for ``deltalake``'s Arrow reads (``filesystem=``). By
+        default they read through Python file objects, whose read-ahead Arrow may release on its own threads after
+        the read returned: at interpreter exit that aborts the process (``terminate called without an active
+        exception``, exit code 134)."""
+        filesystem, path = self.filesystem(self.table_uri(table))
+        return fs.SubTreeFileSystem(path, filesystem)
+
     def table_resource(self, table: str, *, version: int | None = None) -> DeltaTableResource:
         """``table`` as dagster-deltalake's ``DeltaTableResource`` (same storage configuration, ``EnvVar`` secrets
         kept unresolved), optionally pinned to a ``version``: for pandas/Arrow consumers outside the engine."""
@@ -667,8 +675,9 @@ class DeltaTableStore(dg.ConfigurableResource):
         if not wanted or not self.exists(table):
             return {}
         rows = self.delta_table(table).to_pyarrow_table(
-            filters=[(partition_column, "in", wanted)], columns=[partition_column, column]
-        )
+            filters=[(partition_column, "in", wanted)], columns=[partition_column, column],
+            filesystem=self.arrow_filesystem(table),
+        )  # fmt: skip
         pairs = rows.group_by([partition_column, column]).aggregate([]).to_pydict()
         found: dict[str, set] = {}
         for day, value in zip(pairs[partition_column], pairs[column], strict=True):

@@ -160,3 +160,43 @@ def test_a_new_landing_field_shows_up_in_bronze_and_silver_ignores_it(resources,
     assert bronze["promo_code"].notna().sum() > 0
     silver = DeltaTable(store.table_uri("silver/orders")).to_pandas()
     assert "promo_code" not in silver.columns and len(silver) > 0
+
+
+def test_a_refused_day_keeps_its_published_versions_and_quarantine(
+    resources, store, landing_root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dimension is rebuilt from every ingest day. A day published under one threshold and refused under a
+    stricter one keeps its versions (and its quarantined rows) until a run drops it on purpose."""
+    from medallion_assets import run_log
+    from medallion_assets.quality.gate import ALLOW_SHRINK_TAG
+    from resources.settings import Settings
+
+    write_csv(landing_root, "2024-01-01", DAY1[:2])
+    write_csv(landing_root, "2024-01-02", [DAY2[0], "C9,Bad,not-an-email,consumer,north,2024-01-02T09:00:00Z"])
+    for day in ("2024-01-01", "2024-01-02"):
+        assert run(resources, ["bronze/customers"], day).success
+    assert run(resources, ["silver/dim_customer"]).success  # day 2 (one bad row of two) passes at 0.5
+    published, quarantined = dim(store), DeltaTable(store.table_uri("quarantine/customers")).to_pandas()
+    assert "ann@new.example.com" in set(published.email) and len(quarantined) == 1
+
+    monkeypatch.setenv("MEDALLION_THRESHOLD_SILVER_DIM_CUSTOMER", "0.95")
+    strict = {**resources, "settings": Settings.from_env()}
+    held = run(strict, ["silver/dim_customer"])
+    assert not held.success
+    message = held.failure_data_for_node("silver__dim_customer").error.message
+    assert "2024-01-02" in message and ALLOW_SHRINK_TAG in message
+    assert dim(store).equals(published)  # day 2's versions are still there
+    assert DeltaTable(store.table_uri("quarantine/customers")).to_pandas().equals(quarantined)
+    attempts = run_log.latest_attempts(store, "silver/dim_customer", ["2024-01-01", "2024-01-02"])
+    assert not attempts["2024-01-01"]["passed"] and not attempts["2024-01-02"]["passed"]
+
+    again = run(strict, ["silver/dim_customer"])  # the refusal is recorded now: still kept
+    assert not again.success and dim(store).equals(published)
+
+    dropped = dg.materialize(
+        [*ASSETS, *CHECKS], resources=strict, selection=["silver/dim_customer"], raise_on_error=False,
+        tags={ALLOW_SHRINK_TAG: "2024-01-02"},
+    )  # fmt: skip
+    assert dropped.success  # day 1 published, day 2 refused and dropped on purpose
+    d = dim(store)
+    assert set(d.email) == {"ann@example.com", "bob@example.com"} and d.is_current.all()

@@ -301,3 +301,34 @@ def test_a_table_removed_and_created_again_is_read_afresh(spark: SparkSession, s
     shutil.rmtree(store.table_uri("monitoring/notes"))
     store.append_rows("monitoring/notes", [{"n": 5}])
     assert store.delta_table("monitoring/notes").to_pyarrow_table().column("n").to_pylist() == [5]
+
+
+def test_arrow_reads_go_through_the_native_filesystem(
+    spark: SparkSession, store: DeltaTableStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``deltalake`` reads Arrow through Python file objects unless given a filesystem; Arrow may release their
+    read-ahead on its own threads after the read, and at exit that aborted ``medallion`` (exit code 134). Every
+    Arrow read of the store, the run log and the summary passes pyarrow's native filesystem instead."""
+    import deltalake.fs
+
+    from medallion_assets import run_log
+    from medallion_assets.summary import table_rows
+
+    seed(spark, store)
+    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    row = run_log.RunLogRow(
+        run_id="r1", run_mode="manual", asset="silver/t", layer="silver", partition="2024-01-01", started_at=when,
+        ended_at=when, duration_secs=0.0, rows_in=1, rows_written=1, quarantined=0, superseded=0, pass_rate=1.0,
+        threshold=0.95, passed=True, delta_version=0, engine="sail", error_message=None,
+    )  # fmt: skip
+    run_log.record(store, [row])
+
+    def python_files(*args, **kwargs):
+        raise AssertionError("read through Python file objects")
+
+    monkeypatch.setattr(deltalake.fs.DeltaStorageHandler, "from_table", python_files)
+    assert store.day_values("silver/t", partition_column="d", days=["2024-01-02"], column="k") == {"2024-01-02": {"b"}}
+    assert table_rows(store, "silver/t") == 3
+    assert run_log.latest_attempts(store, "silver/t", ["2024-01-01"])["2024-01-01"]["passed"] is True
+    assert run_log.days_of_last_write(store, "silver/t") == {"2024-01-01"}
+    assert run_log.refused_in_run(store, "r1") == []

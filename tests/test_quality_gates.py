@@ -181,6 +181,31 @@ def test_bronze_gate_refuses_unreadable_days(resources, store, landing_root) -> 
     assert attempts[BAD_DAY]["passed"] is False
 
 
+def test_a_refused_rerun_keeps_the_quarantine_of_the_published_day(resources, store, landing_root) -> None:
+    """A published day re-landed worse and refused keeps its silver rows and, with them, its quarantined rows:
+    no bronze line ends up both published and quarantined, and the day still adds up."""
+    day = DAYS[0]
+    write_day(landing_root, day, bad=False)
+    assert materialize_days(resources, day).success
+
+    def table(name: str) -> pd.DataFrame:
+        rows = DeltaTable(store.table_uri(name)).to_pandas()
+        return rows.drop(columns=[c for c in ("_quarantined_at", "_run_id") if c in rows]).sort_values(
+            ["_source_file", "_line_number"], ignore_index=True
+        )
+
+    silver, quarantine = table("silver/orders"), table("quarantine/orders")
+    assert len(quarantine) > 0
+    write_day(landing_root, day, bad=True)
+    rerun = materialize_days(resources, day)
+    assert not rerun.success and run_log.latest_attempts(store, "silver/orders", [day])[day]["passed"] is False
+    assert run_log.latest_attempts(store, "bronze/orders", [day])[day]["passed"] is True  # bronze took the new lines
+    assert table("silver/orders").equals(silver)
+    assert table("quarantine/orders")[quarantine.columns].equals(quarantine)
+    both = table("silver/orders").merge(table("quarantine/orders"), on=["_source_file", "_line_number"])
+    assert both.empty
+
+
 def test_pandera_reports_failure_cases() -> None:
     ts = pa.timestamp("us", tz="UTC")
     silver = arrow_frame(
