@@ -141,6 +141,11 @@ def lifetime_values(silver: DataFrame, dim: DataFrame | None) -> DataFrame:
 def customer_ltv(run: Run, upstream: Mapping[str, DataFrame]) -> DataFrame:
     """Per customer, rebuilt from all published silver orders: total sale orders, lifetime value, first and last
     order date, current segment."""
+    if SILVER not in upstream:
+        raise dg.Failure(
+            description=f"gold/customer_ltv is built from every published day of {SILVER}, which does not exist yet "
+            f"in {run.store.root_uri}: materialize {SILVER} first"
+        )
     return lifetime_values(upstream[SILVER], upstream.get(DIM))
 
 

@@ -200,3 +200,11 @@ def test_a_refused_day_keeps_its_published_versions_and_quarantine(
     assert dropped.success  # day 1 published, day 2 refused and dropped on purpose
     d = dim(store)
     assert set(d.email) == {"ann@example.com", "bob@example.com"} and d.is_current.all()
+
+
+def test_lifetime_values_without_silver_orders_name_what_to_build_first(resources, store) -> None:
+    result = run(resources, ["gold/customer_ltv"])
+    assert not result.success
+    message = result.failure_data_for_node("gold__customer_ltv").error.message
+    assert "silver/orders" in message and "materialize silver/orders first" in message and store.root_uri in message
+    assert not store.exists("gold/customer_ltv")
