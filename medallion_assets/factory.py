@@ -374,7 +374,7 @@ def _keep_published_days(run: Run, outcomes: list[DayOutcome]) -> list[DayOutcom
     kept as published, unless the run may drop that day (``ALLOW_SHRINK_TAG``)."""
     spec = run.spec
     forced = forced_days(run.tags, [o.day for o in outcomes])
-    held = run_log.days_of_last_write(run.store, spec.table)
+    held = run_log.days_of_last_write(run.store, spec.table) if run.store.exists(spec.table) else set()
     kept = sorted(o.day for o in outcomes if not o.passed and o.day in held and o.day not in forced)
     if not kept or not any(o.passed for o in outcomes):
         return outcomes
