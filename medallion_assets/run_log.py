@@ -128,8 +128,8 @@ def _logged_attempts(store: DeltaTableStore, asset: str, run_ids: set[Any]) -> s
     if not store.exists(TABLE):
         return set()
     wanted = sorted(r for r in run_ids if r is not None)
-    table = store.delta_table(TABLE).to_pyarrow_table(
-        filesystem=store.arrow_filesystem(TABLE),
+    table = store.arrow_table(
+        TABLE,
         filters=[("asset", "=", asset), ("run_id", "in", wanted)],
         columns=["run_id", "partition"],
     )
@@ -141,8 +141,8 @@ def latest_attempts(store: DeltaTableStore, asset: str, days: Iterable[str]) -> 
     wanted = list(days)
     if not wanted or not store.exists(TABLE):
         return {}
-    table = store.delta_table(TABLE).to_pyarrow_table(
-        filesystem=store.arrow_filesystem(TABLE),
+    table = store.arrow_table(
+        TABLE,
         filters=[("asset", "=", asset), ("partition", "in", wanted)],
         columns=["partition", "ended_at", "passed", "run_id", "error_message"],
     )
@@ -159,15 +159,9 @@ def days_of_last_write(store: DeltaTableStore, asset: str) -> set[str]:
     the days its published state holds (a run that refuses a day it holds writes nothing)."""
     if not store.exists(TABLE):
         return set()
-    rows = (
-        store.delta_table(TABLE)
-        .to_pyarrow_table(
-            filters=[("asset", "=", asset), ("passed", "=", True)],
-            columns=["run_id", "partition", "ended_at"],
-            filesystem=store.arrow_filesystem(TABLE),
-        )
-        .to_pylist()
-    )
+    rows = store.arrow_table(
+        TABLE, filters=[("asset", "=", asset), ("passed", "=", True)], columns=["run_id", "partition", "ended_at"]
+    ).to_pylist()
     if not rows:
         return set()
     last = max(rows, key=lambda r: r["ended_at"])["run_id"]
@@ -197,8 +191,8 @@ def refused_in_run(store: DeltaTableStore, run_id: str) -> list[dict[str, Any]]:
     """The run-log rows of ``run_id`` whose gate refused the partition."""
     if not store.exists(TABLE):
         return []
-    table = store.delta_table(TABLE).to_pyarrow_table(
-        filesystem=store.arrow_filesystem(TABLE),
+    table = store.arrow_table(
+        TABLE,
         filters=[("run_id", "=", run_id), ("passed", "=", False)],
         columns=["asset", "partition", "pass_rate", "threshold", "error_message"],
     )

@@ -26,7 +26,7 @@ def table_rows(store: DeltaTableStore, table: str) -> int | None:
     """Row count from the Delta log (no engine needed); None when the table does not exist."""
     if not store.exists(table):
         return None
-    return store.delta_table(table).to_pyarrow_dataset(filesystem=store.arrow_filesystem(table)).count_rows()
+    return store.arrow_dataset(table).count_rows()
 
 
 def summary(store: DeltaTableStore) -> list[dict[str, object]]:

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster_deltalake import DeltaTableResource
 from dagster_deltalake.config import AzureConfig, ClientConfig, GcsConfig, LocalConfig, S3Config
 from deltalake import DeltaTable, Field
@@ -57,6 +58,7 @@ from resources.errors import InvalidTableName
 from resources.partition_keys import is_contiguous, parse_days
 
 if TYPE_CHECKING:
+    import pyarrow.dataset as ds
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
@@ -248,13 +250,29 @@ class DeltaTableStore(dg.ConfigurableResource):
         """A pyarrow filesystem for ``uri`` below the root with the store's storage configuration, and its path."""
         return storage.arrow_filesystem(uri, self.storage, self.client)
 
-    def arrow_filesystem(self, table: str) -> fs.FileSystem:
-        """pyarrow's native filesystem rooted at ``table``, for ``deltalake``'s Arrow reads (``filesystem=``). By
-        default they read through Python file objects, whose read-ahead Arrow may release on its own threads after
-        the read returned: at interpreter exit that aborts the process (``terminate called without an active
-        exception``, exit code 134)."""
+    def arrow_table(
+        self,
+        table: str,
+        *,
+        columns: Sequence[str] | None = None,
+        filters: list[tuple[str, str, Any]] | None = None,
+        partitions: list[tuple[str, str, Any]] | None = None,
+    ) -> pa.Table:
+        """Rows of ``table`` in Arrow, read with ``deltalake`` (``filters`` on any column, ``partitions`` to prune
+        files): the one way the product reads table rows without the engine."""
+        return self.arrow_dataset(table, partitions=partitions).to_table(
+            columns=list(columns) if columns is not None else None,
+            filter=pq.filters_to_expression(filters) if filters else None,
+        )
+
+    def arrow_dataset(self, table: str, *, partitions: list[tuple[str, str, Any]] | None = None) -> ds.Dataset:
+        """``table`` as a pyarrow dataset over pyarrow's native filesystem. ``deltalake``'s default reads through
+        Python file objects, whose read-ahead Arrow may release on its own threads after a read has returned: at
+        interpreter exit that aborts the process (``terminate called without an active exception``, exit 134)."""
         filesystem, path = self.filesystem(self.table_uri(table))
-        return fs.SubTreeFileSystem(path, filesystem)
+        return self.delta_table(table).to_pyarrow_dataset(
+            file_pruning_predicate=partitions, filesystem=fs.SubTreeFileSystem(path, filesystem)
+        )
 
     def table_resource(self, table: str, *, version: int | None = None) -> DeltaTableResource:
         """``table`` as dagster-deltalake's ``DeltaTableResource`` (same storage configuration, ``EnvVar`` secrets
@@ -674,10 +692,7 @@ class DeltaTableStore(dg.ConfigurableResource):
         wanted = sorted(set(days))
         if not wanted or not self.exists(table):
             return {}
-        rows = self.delta_table(table).to_pyarrow_table(
-            filters=[(partition_column, "in", wanted)], columns=[partition_column, column],
-            filesystem=self.arrow_filesystem(table),
-        )  # fmt: skip
+        rows = self.arrow_table(table, filters=[(partition_column, "in", wanted)], columns=[partition_column, column])
         pairs = rows.group_by([partition_column, column]).aggregate([]).to_pydict()
         found: dict[str, set] = {}
         for day, value in zip(pairs[partition_column], pairs[column], strict=True):

@@ -155,11 +155,7 @@ def pandera_check(
         partitioned = context.has_partition_key or context.has_partition_key_range  # one day, or a range of days
         days = list(context.partition_keys) if partition_column and partitioned else None
         filters = [(partition_column, "in", days)] if days else None
-        frame = arrow_frame(
-            dt.to_pyarrow_table(
-                partitions=filters, columns=checked_columns(model, dt), filesystem=store.arrow_filesystem(table)
-            )
-        )
+        frame = arrow_frame(store.arrow_table(table, partitions=filters, columns=checked_columns(model, dt)))
         result, failed_days = validate(model, frame, day_column=partition_column)
         if days and len(days) > 1:  # one evaluation per day (failed days only in long runs), as for every check
             for day in days if len(days) <= settings.gate_events_max_days else sorted(failed_days):
