@@ -117,43 +117,73 @@ def _run(args: argparse.Namespace) -> int:
         from medallion_assets.quiet import chosen_dagster_apis
 
         instance = _instance()
-    invocation = uuid.uuid4().hex
-    tags = {
-        "dagster/asset_partition_range_start": str(start),
-        "dagster/asset_partition_range_end": str(end),
-        INVOCATION_TAG: invocation,
-    }
-    if args.allow_shrink:
-        tags["medallion/allow_shrink"] = "true"
-    print(f"medallion: {args.select} for {start}" + (f"..{end}" if end != start else "") + f" ({_where(instance)})")
-    progress = Progress(instance, invocation)
-    progress.start()
-    started = time.perf_counter()
-    try:
-        with chosen_dagster_apis():
-            result = dg.materialize(
-                [*ASSETS, *CHECKS],
-                instance=instance,
-                resources=defs.resources,
-                selection=_executable(args.select, defs),
-                tags=tags,
-                raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-            )
-    finally:
-        progress.stop()
-    seconds = time.perf_counter() - started
+    print(f"medallion: {args.select} for {_span(start, end)} ({_where(instance)})")
+    extra = {"medallion/allow_shrink": "true"} if args.allow_shrink else {}
+    run = _Materialize(dg, instance, defs, [*ASSETS, *CHECKS], chosen_dagster_apis)
+    result, seconds = run(_executable(args.select, defs), start, end, extra)
     for entry in _unread_files(result):
         print(f"medallion: not read: {entry['file']} {entry['reason']}", file=sys.stderr)
     refused = _report_refusals(defs.resources["store"], result.run_id)
-    if result.success and not refused:
+    failed, refused = _rekey(run, result, extra, None if result.success else result, refused)
+    if failed is None and not refused:
         print(f"medallion: run {result.run_id} succeeded in {seconds:.1f} s")
         return 0
-    if result.success:
+    if failed is None:
         print(f"medallion: run {result.run_id} finished in {seconds:.1f} s with the refused days above")
         return EXIT_REFUSED
-    print(f"medallion: run {result.run_id} failed after {seconds:.1f} s: {_failure(result)}", file=sys.stderr)
+    print(f"medallion: run {failed.run_id} failed after {seconds:.1f} s: {_failure(failed)}", file=sys.stderr)
     return 1
+
+
+def _span(start: date | str, end: date | str) -> str:
+    return f"{start}" + (f"..{end}" if end != start else "")
+
+
+class _Materialize:
+    """One Dagster run of ``selection`` over a day range, recorded in the instance, one progress line per step."""
+
+    def __init__(self, dg, instance, defs, assets, apis) -> None:
+        self.dg, self.instance, self.defs, self.assets, self.apis = dg, instance, defs, assets, apis
+
+    def __call__(self, selection, start, end, extra_tags: dict[str, str]):
+        invocation = uuid.uuid4().hex
+        tags = {
+            "dagster/asset_partition_range_start": str(start),
+            "dagster/asset_partition_range_end": str(end),
+            INVOCATION_TAG: invocation,
+            **extra_tags,
+        }
+        progress = Progress(self.instance, invocation)
+        progress.start()
+        started = time.perf_counter()
+        try:
+            with self.apis():
+                result = self.dg.materialize(
+                    self.assets,
+                    instance=self.instance,
+                    resources=self.defs.resources,
+                    selection=selection,
+                    tags=tags,
+                    raise_on_error=False,
+                    run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+                )
+        finally:
+            progress.stop()
+        return result, time.perf_counter() - started
+
+
+def _rekey(run: _Materialize, result, extra: dict[str, str], failed, refused: list[dict]):
+    """Rebuild the fact days the run's dimension write left keyed to other customer versions; return the first
+    failed run (or None) and every refused table day."""
+    from medallion_assets.rekey import REKEY_AFTER, TABLES, blocks, days_to_rekey
+
+    selection = [run.dg.AssetKey(table.split("/")) for table in TABLES]
+    for first, last in blocks(days_to_rekey(result.all_events)):
+        print(f"medallion: re-keying gold/fact_orders for {_span(first, last)}: customers changed since it was built")
+        again, _ = run(selection, first, last, {**extra, REKEY_AFTER: result.run_id})
+        refused = refused + _report_refusals(run.defs.resources["store"], again.run_id)
+        failed = failed or (None if again.success else again)
+    return failed, refused
 
 
 def _unread_files(result) -> list[dict[str, str]]:

@@ -14,6 +14,7 @@ from medallion_assets.partitions import FOLLOWS_UPSTREAM
 from medallion_assets.quality.checks import line_accounting
 from medallion_assets.quality.gate import DayOutcome
 from medallion_assets.scd2 import scd2_versions
+from medallion_assets.star import FACT_KEYS_CHECK
 from resources.delta_store import WriteResult
 
 BRONZE = "bronze/customers"
@@ -87,7 +88,10 @@ DIM_SPEC = TableSpec(
     read=lambda run: {BRONZE: run.read(BRONZE, by_day=False)},
     write=merge_versions,
     published=lambda rows: rows,
-    checks=(ReadBackCheck("one_current_version", one_current_version, "every customer has one current version"),),
+    checks=(
+        ReadBackCheck("one_current_version", one_current_version, "every customer has one current version"),
+        FACT_KEYS_CHECK,
+    ),
     automation=FOLLOWS_UPSTREAM,
     sample_columns=("customer_id", "email", "segment"),
 )

@@ -7,7 +7,7 @@ import dagster as dg
 from medallion_assets import orders
 from medallion_assets.factory import RUN_LOG_KEY, TableSpec, gated_asset
 from medallion_assets.jobs import JOBS as SOURCE_JOBS
-from medallion_assets.jobs import SOURCE_TABLES, landing_job
+from medallion_assets.jobs import SOURCE_TABLES, fact_rekey_job, landing_job
 from medallion_assets.maintenance import maintenance_job
 from medallion_assets.partitions import DAILY, SETTINGS
 from medallion_assets.pipes import pipes_asset
@@ -23,6 +23,7 @@ from resources.pipes import PipesLauncher
 from resources.run_guard import RunGuard
 from sensors.alert_sensors import quality_gate_alert, run_failure_alert
 from sensors.landing_sensors import automation_status, make_landing_sensor
+from sensors.rekey_sensors import REKEY_SENSORS
 from sensors.run_guard_sensor import run_guard_sensor
 from sensors.schedules import maintenance_schedule, orders_daily_schedule
 
@@ -52,12 +53,13 @@ with chosen_dagster_apis():
         pandera_check(orders.SILVER_SPEC.key, "silver/orders", SilverOrders, DAILY, "order_date"),
         pandera_check(orders.GOLD_SPEC.key, "gold/daily_sales", GoldDailySales, DAILY, "order_date"),
     ]
-JOBS = [*SOURCE_JOBS.values(), landing_job, maintenance_job]
+JOBS = [*SOURCE_JOBS.values(), landing_job, fact_rekey_job, maintenance_job]
 SENSORS = [
     make_landing_sensor(list(SOURCE_TABLES), landing_job),
     run_failure_alert,
     quality_gate_alert,
     run_guard_sensor,
+    *REKEY_SENSORS,
     # Declarative automation: the SCD2 dimension and customer LTV follow their upstreams, dim_date is daily.
     dg.AutomationConditionSensorDefinition(
         "medallion_automation",

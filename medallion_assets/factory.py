@@ -117,6 +117,8 @@ class Run:
     report: dict[str, Any] = field(default_factory=dict)
     day_report: dict[str, dict[str, Any]] = field(default_factory=dict)
     scratch: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    #: the table's write in this step, once made (for the read-back checks)
+    written: WriteResult | None = None
 
     @property
     def run_id(self) -> str:
@@ -248,7 +250,7 @@ def publish(run: Run) -> Iterator[dg.MaterializeResult]:
         note = run_log.commit_note(_log_rows(run, outcomes, None))
         q_write = _write_quarantine(run, checked, outcomes, note) if checked is not None and spec.quarantine else None
         published = [o.day for o in outcomes if o.passed]
-        write = _write_table(run, checked, outcomes, note) if checked is not None and published else None
+        write = run.written = _write_table(run, checked, outcomes, note) if checked is not None and published else None
         samples = _samples(run, checked, [o.day for o in outcomes if not o.passed and not o.refusal])
         verdicts = (
             {c.name: c.check(run, [o for o in outcomes if o.passed]) for c in spec.all_checks} if published else {}

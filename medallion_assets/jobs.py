@@ -1,15 +1,17 @@
 """The tables a day of each landing source's files builds: one job per source, and the landing job the landing
 sensor runs for a day with every source whose files changed (one run, one worker start, instead of one per source).
 
-Cross-source tables follow by declarative automation instead (``partitions.FOLLOWS_UPSTREAM_DAYS``): the payment
-reconciliation of a day once both its orders and payments are in, whichever lands last; the orders fact of the
-recent days again when customers change. A source's run therefore never fails on another source's day that has
-not landed yet.
+Cross-source tables follow by declarative automation instead (``partitions.follows_upstream_days``): the payment
+reconciliation of a day once both its orders and payments are in, whichever lands last. The orders fact days a
+customers run left keyed to other customer versions are rebuilt by the rekey sensors (``rekey.py``). A source's
+run therefore never fails on another source's day that has not landed yet.
 """
 
 from __future__ import annotations
 
 import dagster as dg
+
+from medallion_assets import rekey
 
 #: source → the tables a day of its files builds (the orders fact included, re-keyed later if that day's
 #: customers arrive after its orders; the payments reconciliation follows by automation).
@@ -45,4 +47,10 @@ landing_job = dg.define_asset_job(
     "landing_daily",
     selection=dg.AssetSelection.assets(*source_keys(*SOURCE_TABLES)),
     description="A day of landed files, every source whose files changed, in one run (the landing sensor's job).",
+)
+#: The fact days a customers run left keyed to other customer versions (the rekey sensors' job).
+fact_rekey_job = dg.define_asset_job(
+    "fact_orders_rekey",
+    selection=dg.AssetSelection.assets(*(dg.AssetKey(t.split("/")) for t in rekey.TABLES)),
+    description="gold/fact_orders days re-keyed to the customer versions valid at their orders' times.",
 )

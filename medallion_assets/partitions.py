@@ -59,15 +59,17 @@ FOLLOWS_UPSTREAM = (
 ).with_label("follows upstream")
 
 
-def follows_upstream_days(lookback: timedelta | None = None) -> dg.AutomationCondition:
-    """A daily table rebuilt for the days whose upstream updated once every upstream of that day exists — any
-    day, or only the last ``lookback`` (for an unpartitioned upstream, whose update touches every day)."""
+def follows_upstream_days(*, ignoring: str | None = None) -> dg.AutomationCondition:
+    """A daily table rebuilt for the days whose upstream updated once every upstream of that day exists;
+    ``ignoring`` names an upstream table it does not follow (one whose update would touch every day)."""
+
+    def deps(condition: dg.AutomationCondition) -> dg.AutomationCondition:
+        return condition.ignore(dg.AssetSelection.assets(ignoring.split("/"))) if ignoring else condition
+
     condition = (
-        dg.AutomationCondition.any_deps_updated().since_last_handled()
-        & ~dg.AutomationCondition.any_deps_missing()
-        & ~dg.AutomationCondition.any_deps_in_progress()
+        deps(dg.AutomationCondition.any_deps_updated()).since_last_handled()
+        & ~deps(dg.AutomationCondition.any_deps_missing())
+        & ~deps(dg.AutomationCondition.any_deps_in_progress())
         & ~dg.AutomationCondition.in_progress()
     )
-    if lookback is not None:
-        condition = dg.AutomationCondition.in_latest_time_window(lookback) & condition
     return condition.with_label("follows upstream days")

@@ -257,20 +257,24 @@ class DeltaTableStore(dg.ConfigurableResource):
         columns: Sequence[str] | None = None,
         filters: list[tuple[str, str, Any]] | None = None,
         partitions: list[tuple[str, str, Any]] | None = None,
+        version: int | None = None,
     ) -> pa.Table:
         """Rows of ``table`` in Arrow, read with ``deltalake`` (``filters`` on any column, ``partitions`` to prune
-        files): the one way the product reads table rows without the engine."""
-        return self.arrow_dataset(table, partitions=partitions).to_table(
+        files; ``version``: as of that commit): the one way the product reads table rows without the engine."""
+        return self.arrow_dataset(table, partitions=partitions, version=version).to_table(
             columns=list(columns) if columns is not None else None,
             filter=pq.filters_to_expression(filters) if filters else None,
         )
 
-    def arrow_dataset(self, table: str, *, partitions: list[tuple[str, str, Any]] | None = None) -> ds.Dataset:
+    def arrow_dataset(
+        self, table: str, *, partitions: list[tuple[str, str, Any]] | None = None, version: int | None = None
+    ) -> ds.Dataset:
         """``table`` as a pyarrow dataset over pyarrow's native filesystem. ``deltalake``'s default reads through
         Python file objects, whose read-ahead Arrow may release on its own threads after a read has returned: at
         interpreter exit that aborts the process (``terminate called without an active exception``, exit 134)."""
         filesystem, path = self.filesystem(self.table_uri(table))
-        return self.delta_table(table).to_pyarrow_dataset(
+        handle = self.delta_table(table) if version is None else self._delta_table_at(table, version)
+        return handle.to_pyarrow_dataset(
             file_pruning_predicate=partitions, filesystem=fs.SubTreeFileSystem(path, filesystem)
         )
 
@@ -359,6 +363,10 @@ class DeltaTableStore(dg.ConfigurableResource):
             kept.popitem(last=False)
         return handle
 
+    def _delta_table_at(self, table: str, version: int) -> DeltaTable:
+        """A delta-rs handle of ``table`` as of commit ``version`` (not kept)."""
+        return DeltaTable(self.table_uri(table), version=version, storage_options=self._options())
+
     def _commit_stamp(self, uri: str, version: int) -> tuple[Any, ...]:
         """Size and modification time of commit ``version`` of the table at ``uri`` (both None when it is gone): whether
         a kept handle still follows the same table, not one removed and created again."""
@@ -379,10 +387,7 @@ class DeltaTableStore(dg.ConfigurableResource):
         """``(name, Arrow type)`` of each column of ``table`` (at ``version``; none before the first)."""
         if version is not None and version < 0:
             return []
-        if version is None:
-            dt = self.delta_table(table)
-        else:
-            dt = DeltaTable(self.table_uri(table), version=version, storage_options=self._options())
+        dt = self.delta_table(table) if version is None else self._delta_table_at(table, version)
         return [(f.name, str(f.type)) for f in pa.schema(dt.schema().to_arrow())]
 
     def spark_schema(self, table: str) -> StructType:
@@ -686,6 +691,15 @@ class DeltaTableStore(dg.ConfigurableResource):
             if day in wanted:
                 wanted[day] += int(rows or 0)
         return wanted
+
+    def first_day(self, table: str, *, partition_column: str) -> date | None:
+        """The earliest day partition of ``table`` holding a file, from the Delta log (None: no table or no file)."""
+        if not self.exists(table):
+            return None
+        actions = pa.table(self.delta_table(table).get_add_actions(flatten=True))
+        column = f"partition.{partition_column}"
+        values = actions.column(column).to_pylist() if column in actions.column_names else []
+        return min((date.fromisoformat(str(v)) for v in values if v is not None), default=None)
 
     def day_values(self, table: str, *, partition_column: str, days: Iterable[str], column: str) -> dict[str, set]:
         """The distinct values of ``column`` in each of ``days`` (read with ``deltalake``: that column only)."""

@@ -126,3 +126,38 @@ def test_medallion_run_names_refused_days_and_unread_files_and_exits_3(tmp_path:
     assert "orders/date=2024-01-02/late.ndjson" in proc.stderr and "not read" in proc.stderr
     days = DeltaTable(str(lake / "bronze/orders")).to_pandas()["order_date"].astype(str).unique().tolist()
     assert sorted(days) == ["2024-01-01", "2024-01-03"]
+
+
+def test_medallion_run_re_keys_fact_days_built_before_their_customers(tmp_path: Path) -> None:
+    """Days run out of order (2, then 1): day 2's orders were keyed -1 for customers first delivered on day 1, and
+    stayed so, exit 0. The day-1 run's dimension write now re-keys day 2 in the same command, and says so."""
+    import pandas as pd
+
+    from medallion_assets.sample_data import generate_customers
+
+    landing, lake = tmp_path / "in", tmp_path / "lake"
+    generate(landing, days=2, orders_per_day=150, seed=11)
+    generate_customers(landing, days=2, customers=400, seed=11)
+    env = {**os.environ, "MEDALLION_LANDING_ROOT": str(landing), "MEDALLION_LAKEHOUSE_ROOT": str(lake),
+           "MEDALLION_ENGINE": "sail", "PYTHONPATH": str(REPO)}  # fmt: skip
+    env.pop("DAGSTER_HOME", None)
+    select = "bronze/orders,silver/orders,gold/fact_orders,bronze/customers,silver/dim_customer"
+    command = [sys.executable, "-m", "medallion_assets.cli", "run", "--select", select, "--day"]
+
+    def fact_day_2() -> pd.DataFrame:
+        fact = DeltaTable(str(lake / "gold/fact_orders")).to_pandas()
+        return fact[fact.order_date.astype(str) == "2024-01-02"]
+
+    for day in ("2024-01-02", "2024-01-01"):
+        proc = subprocess.run([*command, day], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        if day == "2024-01-02":
+            unknown_before = int((fact_day_2().customer_sk == -1).sum())
+    assert "re-keying gold/fact_orders for 2024-01-02" in proc.stdout
+    fact, dim = fact_day_2(), DeltaTable(str(lake / "silver/dim_customer")).to_pandas()
+    versions = dim[["customer_id", "customer_sk", "valid_from", "valid_to"]]
+    pairs = fact.merge(versions, on="customer_id", suffixes=("", "_d"))
+    valid = pairs[(pairs.valid_from <= pairs.order_ts) & (pairs.valid_to.isna() | (pairs.order_ts < pairs.valid_to))]
+    expected = dict(zip(valid.order_id, valid.customer_sk_d, strict=True))
+    assert fact.set_index("order_id").customer_sk.to_dict() == {o: expected.get(o, -1) for o in fact.order_id}
+    assert (fact.customer_sk == -1).sum() < unknown_before

@@ -23,9 +23,25 @@ def write_csv(landing: Path, day: str, rows: list[str]) -> None:
     (folder / "customers.csv").write_text("\n".join([HEADER, *rows]) + "\n")
 
 
-def run(resources: dict, selection: list[str], partition: str | None = None) -> dg.ExecuteInProcessResult:
+def run(
+    resources: dict, selection: list[str], partition: str | None = None, instance: dg.DagsterInstance | None = None
+) -> dg.ExecuteInProcessResult:
     kwargs = {"partition_key": partition} if partition else {}
-    return dg.materialize([*ASSETS, *CHECKS], resources=resources, selection=selection, raise_on_error=False, **kwargs)
+    return dg.materialize(
+        [*ASSETS, *CHECKS], resources=resources, selection=selection, raise_on_error=False, instance=instance, **kwargs
+    )
+
+
+def write_orders(landing: Path, day: str, orders: list[tuple[str, str, str]]) -> None:
+    """``(order_id, customer_id, order_ts)`` as paid orders of 10 on ``day``."""
+    folder = landing / "orders" / f"date={day}"
+    folder.mkdir(parents=True)
+    lines = [
+        {"order_id": o, "customer_id": c, "order_ts": ts, "status": "paid", "amount": 10, "region": "north",
+         "updated_at": ts}
+        for o, c, ts in orders
+    ]  # fmt: skip
+    (folder / "part-000.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
 
 
 def dim(store) -> pd.DataFrame:
@@ -74,25 +90,20 @@ def test_scd2_new_changed_unchanged_and_out_of_order_days(resources, store, land
     assert sorted(dim(store)["customer_sk"].tolist()) == keys and len(set(keys)) == len(keys)
 
 
+ORDERS = [
+    ("o1", "C1", "2024-01-02T09:59:59Z"),  # before Ann's change at 10:00 -> first version
+    ("o2", "C1", "2024-01-02T10:00:00Z"),  # exactly at valid_from -> second version
+    ("o3", "C7", "2024-01-02T12:00:00Z"),  # unknown customer -> -1, kept
+]
+
+
 def test_fact_rows_get_the_version_valid_at_order_time(resources, store, landing_root) -> None:
     write_csv(landing_root, "2024-01-01", DAY1)
     write_csv(landing_root, "2024-01-02", DAY2)
     for day in ("2024-01-01", "2024-01-02"):
         assert run(resources, ["bronze/customers"], day).success
     assert run(resources, ["silver/dim_customer"]).success
-    folder = landing_root / "orders" / "date=2024-01-02"
-    folder.mkdir(parents=True)
-    orders = [
-        ("o1", "C1", "2024-01-02T09:59:59Z"),  # before Ann's change at 10:00 -> first version
-        ("o2", "C1", "2024-01-02T10:00:00Z"),  # exactly at valid_from -> second version
-        ("o3", "C7", "2024-01-02T12:00:00Z"),  # unknown customer -> -1, kept
-    ]
-    lines = [
-        {"order_id": o, "customer_id": c, "order_ts": ts, "status": "paid", "amount": 10, "region": "north",
-         "updated_at": ts}
-        for o, c, ts in orders
-    ]  # fmt: skip
-    (folder / "part-000.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    write_orders(landing_root, "2024-01-02", ORDERS)
     result = run(resources, ["bronze/orders", "silver/orders", "gold/fact_orders"], "2024-01-02")
     assert result.success
     fact = DeltaTable(store.table_uri("gold/fact_orders")).to_pandas().set_index("order_id")
@@ -208,3 +219,53 @@ def test_lifetime_values_without_silver_orders_name_what_to_build_first(resource
     message = result.failure_data_for_node("gold__customer_ltv").error.message
     assert "silver/orders" in message and "materialize silver/orders first" in message and store.root_uri in message
     assert not store.exists("gold/customer_ltv")
+
+
+def test_orders_built_before_their_customers_are_re_keyed_once(resources, store, landing_root) -> None:
+    """A day's orders built before its customers landed are keyed -1. The dimension's write names the fact days
+    it left keyed to other versions, the rekey sensor requests each once, and the re-run keys them."""
+    from medallion_assets import rekey
+    from sensors.rekey_sensors import rekey_requests
+
+    write_orders(landing_root, "2024-01-02", ORDERS)
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert run(resources, ["bronze/orders", "silver/orders", "gold/fact_orders"], "2024-01-02", instance).success
+        assert set(DeltaTable(store.table_uri("gold/fact_orders")).to_pandas().customer_sk) == {-1}
+        write_csv(landing_root, "2024-01-01", DAY1)
+        write_csv(landing_root, "2024-01-02", DAY2)
+        for day in ("2024-01-01", "2024-01-02"):
+            assert run(resources, ["bronze/customers"], day, instance).success
+        built = run(resources, ["silver/dim_customer"], instance=instance)
+        [check] = [c for c in built.get_asset_check_evaluations() if c.check_name == rekey.REKEY_CHECK]
+        assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+        assert check.metadata["failed"].value == {"2024-01-02": {"rows_to_rekey": 2}}  # o3's C7 is still unknown
+        [request] = rekey_requests(instance, instance.get_run_by_id(built.run_id))
+        assert request.partition_key == "2024-01-02" and built.run_id in request.run_key
+        assert run(resources, list(rekey.TABLES), "2024-01-02", instance).success
+        fact = DeltaTable(store.table_uri("gold/fact_orders")).to_pandas().set_index("order_id")
+        ann = dim(store).query("customer_id == 'C1'")["customer_sk"].tolist()
+        assert fact.customer_sk.to_dict() == {"o1": ann[0], "o2": ann[1], "o3": -1}
+        again = run(resources, ["silver/dim_customer"], instance=instance)  # the same versions again
+        [check] = [c for c in again.get_asset_check_evaluations() if c.check_name == rekey.REKEY_CHECK]
+        assert check.passed and check.metadata["changed_customers"].value == 0
+        assert rekey_requests(instance, instance.get_run_by_id(again.run_id)) == []
+    assert rekey.blocks(["2024-01-05", "2024-01-01", "2024-01-02", "2024-01-04"]) == [
+        ("2024-01-01", "2024-01-02"),
+        ("2024-01-04", "2024-01-05"),
+    ]
+
+
+def test_a_later_start_date_keeps_the_calendar_rows_of_published_fact_days(
+    resources, store, landing_root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``MEDALLION_START_DATE`` moved forward rebuilt ``gold/dim_date`` from the new start: the fact's earlier days
+    kept date_keys with no calendar row. The calendar now starts at the fact's first day when that is earlier."""
+    from resources.settings import Settings
+
+    write_orders(landing_root, "2024-01-02", ORDERS)
+    assert run(resources, ["bronze/orders", "silver/orders", "gold/fact_orders"], "2024-01-02").success
+    monkeypatch.setenv("MEDALLION_START_DATE", "2024-01-05")
+    assert run({**resources, "settings": Settings.from_env()}, ["gold/dim_date"]).success
+    keys = DeltaTable(store.table_uri("gold/dim_date")).to_pandas().date_key
+    assert keys.min() == 20240102 and keys.is_unique
+    assert store.first_day("gold/fact_orders", partition_column="order_date") == date(2024, 1, 2)

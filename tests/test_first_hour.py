@@ -103,7 +103,7 @@ def test_first_build_then_automation_with_a_real_daemon(tmp_path: Path) -> None:
         assert {"bronze/customers", "silver/dim_customer"} <= checked and "bronze/orders" not in checked
         assert all(r.status.value == "SUCCESS" for r in done), [(r.job_name, r.status) for r in done]
         launched = {r.tags.get("dagster/sensor_name") for r in done} - {None}
-        assert {"landing_sensor", "medallion_automation"} <= launched
+        assert {"landing_sensor", "medallion_automation", "fact_rekey_after_success"} <= launched
     fact = DeltaTable(str(lake / "gold" / "fact_orders")).to_pandas()
     dim = DeltaTable(str(lake / "silver" / "dim_customer")).to_pandas()
     versions = expected_versions(landing)

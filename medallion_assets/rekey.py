@@ -1,0 +1,49 @@
+"""Re-keying ``gold/fact_orders``: the fact days a run's dimension write left keyed to other customer versions.
+
+The dimension's ``fact_orders_keys_current`` check names those days (a day's customers landed after its orders,
+or an earlier version arrived later). ``medallion run`` rebuilds them after its run; in the daemon the rekey
+sensor requests them. Days the same run built the fact for after the dimension are already keyed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+import dagster as dg
+
+from medallion_assets.star import DIM, FACT, REKEY_CHECK
+from resources.partition_keys import parse_day
+
+#: What a re-key rebuilds: the fact and its quarantine (one step).
+TABLES = (FACT, "quarantine/fact_orders")
+#: On a re-key run: the run whose dimension write it follows.
+REKEY_AFTER = "medallion/rekey_after"
+DIM_KEY = dg.AssetKey(DIM.split("/"))
+FACT_KEY = dg.AssetKey(FACT.split("/"))
+CHECK = (DIM_KEY, REKEY_CHECK)
+
+
+def days_to_rekey(events: Iterable[dg.DagsterEvent]) -> list[str]:
+    """The fact days a run's events say to re-key: those the dimension's check found, less those the fact
+    was published for later in the same run."""
+    found: set[str] = set()
+    built: set[str] = set()
+    for event in events:
+        data, kind = event.event_specific_data, event.event_type
+        if kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION and (data.asset_key, data.check_name) == CHECK:
+            found |= set(data.metadata["failed"].value or {}) if not data.passed else set()
+        elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION and data.materialization.asset_key == FACT_KEY:
+            built.add(data.materialization.partition)
+    return sorted(found - built)
+
+
+def blocks(days: Iterable[str]) -> list[tuple[str, str]]:
+    """``days`` as runs of consecutive days, each ``(first, last)``."""
+    runs: list[tuple[str, str]] = []
+    for day in sorted(set(days)):
+        if runs and parse_day(runs[-1][1]) + timedelta(days=1) == parse_day(day):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs

@@ -1,0 +1,44 @@
+"""The daemon's re-keying of ``gold/fact_orders``: after a run whose dimension write moved customers' versions
+(succeeded, or failed in a later step), one run per fact day it left keyed to other versions."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from medallion_assets.cli import INVOCATION_TAG
+from medallion_assets.jobs import fact_rekey_job
+from medallion_assets.rekey import REKEY_AFTER, days_to_rekey
+from sensors.landing_sensors import automation_status
+
+_EVENTS = {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.ASSET_MATERIALIZATION}
+
+
+def rekey_requests(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[dg.RunRequest]:
+    """A run of the fact job per day ``run`` left to re-key (its run key: that run and day, so once)."""
+    if INVOCATION_TAG in run.tags:  # `medallion run` re-keys in the same command
+        return []
+    records = instance.get_records_for_run(run.run_id, of_type=_EVENTS).records
+    days = days_to_rekey(r.event_log_entry.dagster_event for r in records if r.event_log_entry.dagster_event)
+    return [
+        dg.RunRequest(run_key=f"rekey:{run.run_id}:{day}", partition_key=day, tags={REKEY_AFTER: run.run_id})
+        for day in days
+    ]
+
+
+def _sensor(status: dg.DagsterRunStatus) -> dg.RunStatusSensorDefinition:
+    @dg.run_status_sensor(
+        run_status=status,
+        name=f"fact_rekey_after_{status.value.lower()}",
+        request_job=fact_rekey_job,
+        default_status=automation_status(),
+        description="Re-keys the gold/fact_orders days a run's customer-dimension write left keyed to other "
+        "customer versions (its check fact_orders_keys_current names them).",
+    )
+    def rekey(context: dg.RunStatusSensorContext):
+        requests = rekey_requests(context.instance, context.dagster_run)
+        return requests or dg.SkipReason(f"run {context.dagster_run.run_id} left no fact day to re-key")
+
+    return rekey
+
+
+REKEY_SENSORS = [_sensor(dg.DagsterRunStatus.SUCCESS), _sensor(dg.DagsterRunStatus.FAILURE)]
