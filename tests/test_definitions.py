@@ -80,7 +80,8 @@ def test_checks_on_every_table() -> None:
         ("silver/orders", "order_id_unique"), ("silver/orders", "pandera_schema"),
         ("silver/payments", "row_accounting"), ("silver/payments", "payment_id_unique"),
         ("gold/daily_sales", "totals_reconcile"), ("gold/daily_sales", "pandera_schema"),
-        ("silver/dim_customer", "one_current_version"), ("gold/fact_orders", "customer_known_at_order_time"),
+        ("silver/dim_customer", "one_current_version"), ("silver/dim_customer", "fact_orders_keys_current"),
+        ("gold/fact_orders", "customer_known_at_order_time"),
         ("gold/payment_reconciliation", "reconciliation_within_tolerance"),
         *((t, "quality_gate") for t in TABLES),
         *((t, "column_schema_change") for t in TABLES),
@@ -104,10 +105,19 @@ def test_automation_is_wired() -> None:
         "run_failure_alert",
         "quality_gate_alert",
         "run_guard_sensor",
+        "fact_rekey_after_success",
+        "fact_rekey_after_failure",
         "medallion_automation",
     }
     assert {s.name for s in defs.schedules} == {"orders_daily_schedule", "lakehouse_maintenance_weekly"}
-    jobs = {"orders_daily", "customers_daily", "payments_daily", "landing_daily", "maintenance_job"}
+    jobs = {
+        "orders_daily",
+        "customers_daily",
+        "payments_daily",
+        "landing_daily",
+        "fact_orders_rekey",
+        "maintenance_job",
+    }
     assert {j.name for j in defs.jobs} >= jobs
 
 
