@@ -123,16 +123,25 @@ def _run(args: argparse.Namespace) -> int:
     result, seconds = run(_executable(args.select, defs), start, end, extra)
     for entry in _unread_files(result):
         print(f"medallion: not read: {entry['file']} {entry['reason']}", file=sys.stderr)
-    refused = _report_refusals(defs.resources["store"], result.run_id)
-    failed, refused = _rekey(run, result, extra, None if result.success else result, refused)
-    if failed is None and not refused:
+    code = _outcome(result, seconds, _report_refusals(defs.resources["store"], result.run_id))
+    return _worse(code, _rekey(run, result, extra))
+
+
+def _outcome(result, seconds: float, refused: list[dict]) -> int:
+    """Print how ``result``'s run ended; its exit code."""
+    if result.success and not refused:
         print(f"medallion: run {result.run_id} succeeded in {seconds:.1f} s")
         return 0
-    if failed is None:
+    if result.success:
         print(f"medallion: run {result.run_id} finished in {seconds:.1f} s with the refused days above")
         return EXIT_REFUSED
-    print(f"medallion: run {failed.run_id} failed after {seconds:.1f} s: {_failure(failed)}", file=sys.stderr)
+    print(f"medallion: run {result.run_id} failed after {seconds:.1f} s: {_failure(result)}", file=sys.stderr)
     return 1
+
+
+def _worse(a: int, b: int) -> int:
+    """The exit code that says more is wrong: a failure (1) over refused days (3) over success (0)."""
+    return max(a, b, key=[0, EXIT_REFUSED, 1].index)
 
 
 def _span(start: date | str, end: date | str) -> str:
@@ -172,18 +181,35 @@ class _Materialize:
         return result, time.perf_counter() - started
 
 
-def _rekey(run: _Materialize, result, extra: dict[str, str], failed, refused: list[dict]):
-    """Rebuild the fact days the run's dimension write left keyed to other customer versions; return the first
-    failed run (or None) and every refused table day."""
-    from medallion_assets.rekey import REKEY_AFTER, TABLES, blocks, days_to_rekey
+def _rekey(run: _Materialize, result, extra: dict[str, str]) -> int:
+    """Rebuild the fact days the run's dimension write left keyed to other customer versions, one run per block
+    of consecutive days; print each, and each day left as it is with why; the exit code."""
+    from medallion_assets.partitions import SETTINGS
+    from medallion_assets.rekey import REKEY_AFTER, TABLES, blocks, days_to_rekey, within_partitions
 
+    inside, outside = within_partitions(days_to_rekey(result.all_events))
+    code = 0
+    if outside:
+        print(
+            f"medallion: gold/fact_orders {', '.join(outside)} keep(s) keys of older customer versions: before the "
+            f"first daily partition (MEDALLION_START_DATE={SETTINGS.start_date}); set it to {outside[0]} or earlier "
+            "and run those days with --select gold/fact_orders",
+            file=sys.stderr,
+        )
+        code = EXIT_REFUSED
     selection = [run.dg.AssetKey(table.split("/")) for table in TABLES]
-    for first, last in blocks(days_to_rekey(result.all_events)):
+    for first, last in blocks(inside):
         print(f"medallion: re-keying gold/fact_orders for {_span(first, last)}: customers changed since it was built")
-        again, _ = run(selection, first, last, {**extra, REKEY_AFTER: result.run_id})
-        refused = refused + _report_refusals(run.defs.resources["store"], again.run_id)
-        failed = failed or (None if again.success else again)
-    return failed, refused
+        again, seconds = run(selection, first, last, {**extra, REKEY_AFTER: result.run_id})
+        done = _outcome(again, seconds, _report_refusals(run.defs.resources["store"], again.run_id))
+        if done:
+            print(
+                f"medallion: gold/fact_orders {_span(first, last)} keeps keys of older customer versions: once the "
+                f"above is fixed, run `medallion run --from {first} --to {last} --select gold/fact_orders`",
+                file=sys.stderr,
+            )
+        code = _worse(code, done)
+    return code
 
 
 def _unread_files(result) -> list[dict[str, str]]:
@@ -219,12 +245,15 @@ def _executable(select: str, defs) -> list:
     import dagster as dg
     from dagster._core.errors import DagsterError
 
+    from medallion_assets.quiet import chosen_dagster_apis
+
     graph = defs.resolve_asset_graph()
     parts = [select] if "," not in select else [part.strip() for part in select.split(",")]
     try:
         if not all(parts):
             raise UsageError(f"--select {select!r} has an empty item")
-        keys = set().union(*(dg.AssetSelection.from_coercible(part).resolve(graph) for part in parts))
+        with chosen_dagster_apis():  # '*' parses to AssetSelection.all(include_sources=…), a beta parameter
+            keys = set().union(*(dg.AssetSelection.from_coercible(part).resolve(graph) for part in parts))
     except DagsterError as exc:
         raise UsageError(f"--select {select!r}: {str(exc).splitlines()[0]}") from None
     chosen = sorted(k for k in keys if graph.get(k).is_executable)

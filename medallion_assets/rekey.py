@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from medallion_assets.partitions import DAILY
 from medallion_assets.star import DIM, FACT, REKEY_CHECK
 from resources.partition_keys import parse_day
 
@@ -47,3 +48,11 @@ def blocks(days: Iterable[str]) -> list[tuple[str, str]]:
         else:
             runs.append((day, day))
     return runs
+
+
+def within_partitions(days: Iterable[str]) -> tuple[list[str], list[str]]:
+    """``days`` the daily partitions hold, and those they do not (``MEDALLION_START_DATE`` moved past them): a run
+    or run request for those would fail, and a sensor's failing tick would never move on."""
+    first, last = DAILY.get_first_partition_key(), DAILY.get_last_partition_key()
+    inside = [d for d in days if first <= d <= last]
+    return inside, [d for d in days if d not in inside]

@@ -7,18 +7,26 @@ import dagster as dg
 
 from medallion_assets.cli import INVOCATION_TAG
 from medallion_assets.jobs import fact_rekey_job
-from medallion_assets.rekey import REKEY_AFTER, days_to_rekey
+from medallion_assets.partitions import SETTINGS
+from medallion_assets.rekey import REKEY_AFTER, days_to_rekey, within_partitions
 from sensors.landing_sensors import automation_status
 
 _EVENTS = {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.ASSET_MATERIALIZATION}
 
 
-def rekey_requests(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[dg.RunRequest]:
-    """A run of the fact job per day ``run`` left to re-key (its run key: that run and day, so once)."""
+def rekey_requests(instance: dg.DagsterInstance, run: dg.DagsterRun, log=None) -> list[dg.RunRequest]:
+    """A run of the fact job per day ``run`` left to re-key (its run key: that run and day, so once); days outside
+    the partitions are logged, not requested."""
     if INVOCATION_TAG in run.tags:  # `medallion run` re-keys in the same command
         return []
     records = instance.get_records_for_run(run.run_id, of_type=_EVENTS).records
-    days = days_to_rekey(r.event_log_entry.dagster_event for r in records if r.event_log_entry.dagster_event)
+    found = days_to_rekey(r.event_log_entry.dagster_event for r in records if r.event_log_entry.dagster_event)
+    days, outside = within_partitions(found)
+    if outside and log is not None:
+        log.warning(
+            f"run {run.run_id}: gold/fact_orders {', '.join(outside)} keep(s) keys of older customer versions: "
+            f"before the first daily partition (MEDALLION_START_DATE={SETTINGS.start_date}); not requested"
+        )
     return [
         dg.RunRequest(run_key=f"rekey:{run.run_id}:{day}", partition_key=day, tags={REKEY_AFTER: run.run_id})
         for day in days
@@ -35,7 +43,7 @@ def _sensor(status: dg.DagsterRunStatus) -> dg.RunStatusSensorDefinition:
         "customer versions (its check fact_orders_keys_current names them).",
     )
     def rekey(context: dg.RunStatusSensorContext):
-        requests = rekey_requests(context.instance, context.dagster_run)
+        requests = rekey_requests(context.instance, context.dagster_run, context.log)
         return requests or dg.SkipReason(f"run {context.dagster_run.run_id} left no fact day to re-key")
 
     return rekey

@@ -161,3 +161,17 @@ def test_medallion_run_re_keys_fact_days_built_before_their_customers(tmp_path: 
     expected = dict(zip(valid.order_id, valid.customer_sk_d, strict=True))
     assert fact.set_index("order_id").customer_sk.to_dict() == {o: expected.get(o, -1) for o in fact.order_id}
     assert (fact.customer_sk == -1).sum() < unknown_before
+
+    # A customer version landed on day 2 but valid from before one of day 1's orders, run with the start date
+    # moved past day 1: day 1 cannot be re-keyed. Named with the setting, exit 3 (was: a raw CheckError).
+    everything = DeltaTable(str(lake / "gold/fact_orders")).to_pandas().merge(versions, on="customer_sk")
+    day1 = everything[everything.order_date.astype(str) == "2024-01-01"]
+    order = day1[day1.order_ts - day1.valid_from >= pd.Timedelta(seconds=2)].iloc[0]
+    moved = (order.order_ts - pd.Timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with (landing / "customers" / "date=2024-01-02" / "customers-000.csv").open("a") as csv:
+        csv.write(f"{order.customer_id_x},Moved,moved@example.com,consumer,north,{moved}\n")
+    later = {**env, "MEDALLION_START_DATE": "2024-01-02"}
+    proc = subprocess.run([*command, "2024-01-02"], cwd=tmp_path, env=later, capture_output=True, text=True)
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "gold/fact_orders 2024-01-01 keep(s) keys of older customer versions" in proc.stderr
+    assert "MEDALLION_START_DATE=2024-01-02" in proc.stderr and "Error" not in proc.stderr

@@ -249,6 +249,7 @@ def test_orders_built_before_their_customers_are_re_keyed_once(resources, store,
         [check] = [c for c in again.get_asset_check_evaluations() if c.check_name == rekey.REKEY_CHECK]
         assert check.passed and check.metadata["changed_customers"].value == 0
         assert rekey_requests(instance, instance.get_run_by_id(again.run_id)) == []
+    assert rekey.within_partitions(["2023-12-31", "2024-01-02"]) == (["2024-01-02"], ["2023-12-31"])
     assert rekey.blocks(["2024-01-05", "2024-01-01", "2024-01-02", "2024-01-04"]) == [
         ("2024-01-01", "2024-01-02"),
         ("2024-01-04", "2024-01-05"),
