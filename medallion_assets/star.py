@@ -53,6 +53,7 @@ def fact_rows(silver: DataFrame, dim: DataFrame | None) -> DataFrame:
 def fact_orders(run: Run, upstream: Mapping[str, DataFrame]) -> DataFrame:
     """One row per silver order: customer_sk of the customer version valid at order_ts (-1 if unknown, never
     dropped), date_key, status, region, amount, is_sale."""
+    run.report[DIM_VERSION] = run.store.version(DIM)  # before the engine reads it (see fact_keys_at_publish)
     return fact_rows(upstream[SILVER], upstream.get(DIM))
 
 
@@ -68,8 +69,10 @@ def customer_known(run: Run, published: list[DayOutcome]) -> Verdict:
     return Verdict(failed, {"unknown_customer_rows": sum(u for _, u in counts.values())})
 
 
-#: The dimension's check that finds the fact days its write left keyed to old customer versions.
+#: The check, on the dimension and on the fact, that finds fact days keyed to other customer versions.
 REKEY_CHECK = "fact_orders_keys_current"
+#: The dimension's version a fact step was built on (its metadata).
+DIM_VERSION = "dim_customer_version"
 #: Changed customers listed in the fact's filter at most; beyond, the whole fact is compared.
 MAX_LISTED_CUSTOMERS = 1_000
 _KEYING = ("customer_id", "customer_sk", "valid_from", "valid_to")
@@ -93,13 +96,29 @@ def fact_keys_current(run: Run, published: list[DayOutcome]) -> Verdict:
     if not changed:
         return Verdict(metadata={"changed_customers": 0})
     fact = run.store.read(run.spark, FACT)
-    keyed = fact.select("customer_id", "order_ts", F.col("customer_sk").alias("_keyed"), PART)
     if len(changed) <= MAX_LISTED_CUSTOMERS:
-        keyed = keyed.filter(F.col("customer_id").isin(*changed))
+        fact = fact.filter(F.col("customer_id").isin(*changed))
+    failed = _stale_days(run, fact)
+    return Verdict(failed, {"changed_customers": len(changed), "fact_days_to_rekey": len(failed)})
+
+
+def _stale_days(run: Run, fact: DataFrame) -> dict[str, dict[str, int]]:
+    """The days of ``fact`` rows keyed to another customer version than the dimension's now valid at order_ts."""
+    keyed = fact.select("customer_id", "order_ts", F.col("customer_sk").alias("_keyed"), PART)
     now = as_of(keyed, run.store.read(run.spark, DIM), key="customer_id", at="order_ts", sk_name="customer_sk")
     stale = now.filter(F.col("_keyed") != F.col("customer_sk")).groupBy(PART).count().collect()
-    failed = {r[PART].isoformat(): {"rows_to_rekey": int(r["count"])} for r in stale}
-    return Verdict(failed, {"changed_customers": len(changed), "fact_days_to_rekey": len(failed)})
+    return {r[PART].isoformat(): {"rows_to_rekey": int(r["count"])} for r in stale}
+
+
+def fact_keys_at_publish(run: Run, published: list[DayOutcome]) -> Verdict:
+    """The fact's side of the same check: days this step published after a customers run replaced the dimension
+    version it was built on (that run's check could not see them yet)."""
+    now, built_on = run.store.version(DIM), run.report.get(DIM_VERSION)
+    if now is None or now == built_on:
+        return Verdict()
+    days = [o.day for o in published]
+    failed = _stale_days(run, run.store.read(run.spark, FACT, partition_column=PART, days=days))
+    return Verdict(failed, {"dimension_version_built_on": built_on, "dimension_version_now": now})
 
 
 #: On the dimension (its write is what moves the keys): ``medallion run`` and the rekey sensor rebuild the days.
@@ -107,6 +126,14 @@ FACT_KEYS_CHECK = ReadBackCheck(
     REKEY_CHECK,
     fact_keys_current,
     "gold/fact_orders days this write left keyed to other customer versions (re-keyed next)",
+    blocking=False,
+    severity=dg.AssetCheckSeverity.WARN,
+)
+#: On the fact: a customers run that wrote the dimension while this step ran (re-keyed next as well).
+FACT_KEYS_AT_PUBLISH = ReadBackCheck(
+    REKEY_CHECK,
+    fact_keys_at_publish,
+    "days published after the customer dimension they were keyed with was replaced (re-keyed next)",
     blocking=False,
     severity=dg.AssetCheckSeverity.WARN,
 )
@@ -128,6 +155,7 @@ FACT_SPEC = TableSpec(
             blocking=False,
             severity=dg.AssetCheckSeverity.WARN,
         ),
+        FACT_KEYS_AT_PUBLISH,
     ),
     freshness=GOLD_FRESHNESS,
     # follows silver's days; days the dimension's changes re-key come from the dimension's check (rekey.py)

@@ -16,7 +16,7 @@ _EVENTS = {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.ASSET
 
 def rekey_requests(instance: dg.DagsterInstance, run: dg.DagsterRun, log=None) -> list[dg.RunRequest]:
     """A run of the fact job per day ``run`` left to re-key (its run key: that run and day, so once); days outside
-    the partitions are logged, not requested."""
+    the partitions are logged, and days with a re-key run still queued are left to it."""
     if INVOCATION_TAG in run.tags:  # `medallion run` re-keys in the same command
         return []
     records = instance.get_records_for_run(run.run_id, of_type=_EVENTS).records
@@ -27,9 +27,16 @@ def rekey_requests(instance: dg.DagsterInstance, run: dg.DagsterRun, log=None) -
             f"run {run.run_id}: gold/fact_orders {', '.join(outside)} keep(s) keys of older customer versions: "
             f"before the first daily partition (MEDALLION_START_DATE={SETTINGS.start_date}); not requested"
         )
+    waiting = instance.get_runs(
+        filters=dg.RunsFilter(
+            job_name=fact_rekey_job.name, statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
+        )
+    )
+    queued = {r.tags.get("dagster/partition") for r in waiting}  # they read the dimension when they start
     return [
         dg.RunRequest(run_key=f"rekey:{run.run_id}:{day}", partition_key=day, tags={REKEY_AFTER: run.run_id})
         for day in days
+        if day not in queued
     ]
 
 

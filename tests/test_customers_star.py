@@ -1,6 +1,7 @@
 """Customers SCD2 (new, changed, re-delivered, out-of-order days), the as-of fact join, schema evolution."""
 
 import json
+import uuid
 from datetime import date, datetime
 from pathlib import Path
 
@@ -241,6 +242,13 @@ def test_orders_built_before_their_customers_are_re_keyed_once(resources, store,
         assert check.metadata["failed"].value == {"2024-01-02": {"rows_to_rekey": 2}}  # o3's C7 is still unknown
         [request] = rekey_requests(instance, instance.get_run_by_id(built.run_id))
         assert request.partition_key == "2024-01-02" and built.run_id in request.run_key
+        waiting = dg.DagsterRun(
+            job_name="fact_orders_rekey", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.NOT_STARTED,
+            tags={"dagster/partition": "2024-01-02"},
+        )  # fmt: skip
+        instance.add_run(waiting)
+        assert rekey_requests(instance, instance.get_run_by_id(built.run_id)) == []  # the queued one reads it later
+        instance.delete_run(waiting.run_id)
         assert run(resources, list(rekey.TABLES), "2024-01-02", instance).success
         fact = DeltaTable(store.table_uri("gold/fact_orders")).to_pandas().set_index("order_id")
         ann = dim(store).query("customer_id == 'C1'")["customer_sk"].tolist()
@@ -270,3 +278,40 @@ def test_a_later_start_date_keeps_the_calendar_rows_of_published_fact_days(
     keys = DeltaTable(store.table_uri("gold/dim_date")).to_pandas().date_key
     assert keys.min() == 20240102 and keys.is_unique
     assert store.first_day("gold/fact_orders", partition_column="order_date") == date(2024, 1, 2)
+
+
+def test_a_dimension_written_while_the_fact_step_runs_is_caught_by_the_fact(resources, store, landing_root) -> None:
+    """A customers run replaced the dimension after an orders run's fact step had keyed a day but before it
+    published it: the customers run's check could not see the day, and the day was published with old keys,
+    silently. The fact's own check now names it, and the run's events ask to re-key it."""
+    import dataclasses
+
+    from medallion_assets import rekey, star
+    from medallion_assets.definitions import TABLES
+    from medallion_assets.factory import gated_asset
+
+    write_csv(landing_root, "2024-01-01", DAY1)
+    write_orders(landing_root, "2024-01-02", ORDERS)
+    assert run(resources, ["bronze/customers"], "2024-01-01").success
+    assert run(resources, ["silver/dim_customer"]).success
+    assert run(resources, ["bronze/orders", "silver/orders"], "2024-01-02").success
+    write_csv(landing_root, "2024-01-02", DAY2)  # Ann's new email from 10:00: o2 belongs to her second version
+    assert run(resources, ["bronze/customers"], "2024-01-02").success
+
+    def racing_write(run_, frame, published, note):
+        assert run(resources, ["silver/dim_customer"]).success  # the other run, between keying and publishing
+        return run_.store.replace_partitions(star.FACT, frame, partition_column=star.PART, days=published, note=note)
+
+    racing = gated_asset(dataclasses.replace(star.FACT_SPEC, write=racing_write))
+    assets = [a for a in ASSETS if a is not TABLES[star.FACT]] + [racing]
+    result = dg.materialize(
+        [*assets, *CHECKS], resources=resources, selection=list(rekey.TABLES), partition_key="2024-01-02"
+    )
+    [check] = [c for c in result.get_asset_check_evaluations() if c.asset_key == rekey.FACT_KEY and
+               c.check_name == rekey.REKEY_CHECK]  # fmt: skip
+    assert not check.passed and check.metadata["failed"].value == {"2024-01-02": {"rows_to_rekey": 1}}
+    assert rekey.days_to_rekey(result.all_events) == ["2024-01-02"]
+    assert run(resources, list(rekey.TABLES), "2024-01-02").success  # the re-key
+    fact = DeltaTable(store.table_uri("gold/fact_orders")).to_pandas().set_index("order_id")
+    ann = dim(store).query("customer_id == 'C1'")["customer_sk"].tolist()
+    assert fact.customer_sk.to_dict() == {"o1": ann[0], "o2": ann[1], "o3": -1}

@@ -81,7 +81,7 @@ def test_checks_on_every_table() -> None:
         ("silver/payments", "row_accounting"), ("silver/payments", "payment_id_unique"),
         ("gold/daily_sales", "totals_reconcile"), ("gold/daily_sales", "pandera_schema"),
         ("silver/dim_customer", "one_current_version"), ("silver/dim_customer", "fact_orders_keys_current"),
-        ("gold/fact_orders", "customer_known_at_order_time"),
+        ("gold/fact_orders", "customer_known_at_order_time"), ("gold/fact_orders", "fact_orders_keys_current"),
         ("gold/payment_reconciliation", "reconciliation_within_tolerance"),
         *((t, "quality_gate") for t in TABLES),
         *((t, "column_schema_change") for t in TABLES),
