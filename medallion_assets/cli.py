@@ -111,7 +111,6 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--from needs --to")
     with _loading():
         start, end = days_of(args.day or args.first, args.last)
-        import dagster as dg
 
         from medallion_assets.definitions import ASSETS, CHECKS, defs
         from medallion_assets.quiet import chosen_dagster_apis
@@ -119,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         instance = _instance()
     print(f"medallion: {args.select} for {_span(start, end)} ({_where(instance)})")
     extra = {"medallion/allow_shrink": "true"} if args.allow_shrink else {}
-    run = _Materialize(dg, instance, defs, [*ASSETS, *CHECKS], chosen_dagster_apis)
+    run = _Materialize(instance, defs, [*ASSETS, *CHECKS], chosen_dagster_apis)
     result, seconds = run(_executable(args.select, defs), start, end, extra)
     for entry in _unread_files(result):
         print(f"medallion: not read: {entry['file']} {entry['reason']}", file=sys.stderr)
@@ -151,10 +150,12 @@ def _span(start: date | str, end: date | str) -> str:
 class _Materialize:
     """One Dagster run of ``selection`` over a day range, recorded in the instance, one progress line per step."""
 
-    def __init__(self, dg, instance, defs, assets, apis) -> None:
-        self.dg, self.instance, self.defs, self.assets, self.apis = dg, instance, defs, assets, apis
+    def __init__(self, instance, defs, assets, apis) -> None:
+        self.instance, self.defs, self.assets, self.apis = instance, defs, assets, apis
 
     def __call__(self, selection, start, end, extra_tags: dict[str, str]):
+        import dagster as dg
+
         invocation = uuid.uuid4().hex
         tags = {
             "dagster/asset_partition_range_start": str(start),
@@ -167,7 +168,7 @@ class _Materialize:
         started = time.perf_counter()
         try:
             with self.apis():
-                result = self.dg.materialize(
+                result = dg.materialize(
                     self.assets,
                     instance=self.instance,
                     resources=self.defs.resources,
@@ -184,6 +185,8 @@ class _Materialize:
 def _rekey(run: _Materialize, result, extra: dict[str, str]) -> int:
     """Rebuild the fact days the run's dimension write left keyed to other customer versions, one run per block
     of consecutive days; print each, and each day left as it is with why; the exit code."""
+    import dagster as dg
+
     from medallion_assets.partitions import SETTINGS
     from medallion_assets.rekey import REKEY_AFTER, TABLES, blocks, days_to_rekey, within_partitions
 
@@ -197,7 +200,7 @@ def _rekey(run: _Materialize, result, extra: dict[str, str]) -> int:
             file=sys.stderr,
         )
         code = EXIT_REFUSED
-    selection = [run.dg.AssetKey(table.split("/")) for table in TABLES]
+    selection = [dg.AssetKey(table.split("/")) for table in TABLES]
     for first, last in blocks(inside):
         print(f"medallion: re-keying gold/fact_orders for {_span(first, last)}: customers changed since it was built")
         again, seconds = run(selection, first, last, {**extra, REKEY_AFTER: result.run_id})
