@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 
 from resources.errors import MedallionError
-from resources.partition_keys import parse_day
+from resources.partition_keys import day_blocks, parse_day
 
 EXIT_USAGE = 2
 #: The run finished, but quality gates or publish guards refused days (each printed with why; published versions
@@ -188,7 +188,7 @@ def _rekey(run: _Materialize, result, extra: dict[str, str]) -> int:
     import dagster as dg
 
     from medallion_assets.partitions import SETTINGS
-    from medallion_assets.rekey import REKEY_AFTER, TABLES, blocks, days_to_rekey, within_partitions
+    from medallion_assets.rekey import REKEY_AFTER, TABLES, days_to_rekey, within_partitions
 
     inside, outside = within_partitions(days_to_rekey(result.all_events))
     code = 0
@@ -201,7 +201,7 @@ def _rekey(run: _Materialize, result, extra: dict[str, str]) -> int:
         )
         code = EXIT_REFUSED
     selection = [dg.AssetKey(table.split("/")) for table in TABLES]
-    for first, last in blocks(inside):
+    for first, last in day_blocks(inside):
         print(f"medallion: re-keying gold/fact_orders for {_span(first, last)}: customers changed since it was built")
         again, seconds = run(selection, first, last, {**extra, REKEY_AFTER: result.run_id})
         done = _outcome(again, seconds, _report_refusals(run.defs.resources["store"], again.run_id))

@@ -9,13 +9,11 @@ the rekey sensors request them. Days the same run built the fact for after the d
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
 
 import dagster as dg
 
 from medallion_assets.partitions import DAILY
 from medallion_assets.star import DIM, FACT, REKEY_CHECK
-from resources.partition_keys import parse_day
 
 #: What a re-key rebuilds: the fact and its quarantine (one step).
 TABLES = (FACT, "quarantine/fact_orders")
@@ -41,17 +39,6 @@ def days_to_rekey(events: Iterable[dg.DagsterEvent]) -> list[str]:
         elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION and data.materialization.asset_key == FACT_KEY:
             built.add(data.materialization.partition)
     return sorted((after_dim - built) | at_publish)
-
-
-def blocks(days: Iterable[str]) -> list[tuple[str, str]]:
-    """``days`` as runs of consecutive days, each ``(first, last)``."""
-    runs: list[tuple[str, str]] = []
-    for day in sorted(set(days)):
-        if runs and parse_day(runs[-1][1]) + timedelta(days=1) == parse_day(day):
-            runs[-1] = (runs[-1][0], day)
-        else:
-            runs.append((day, day))
-    return runs
 
 
 def within_partitions(days: Iterable[str]) -> tuple[list[str], list[str]]:

@@ -42,3 +42,14 @@ def day_range(start: str | date, end: str | date) -> list[date]:
 def is_contiguous(days: list[date]) -> bool:
     """True when sorted ``days`` have no gaps."""
     return (days[-1] - days[0]).days + 1 == len(days)
+
+
+def day_blocks(days: Iterable[str]) -> list[tuple[str, str]]:
+    """``days`` as runs of consecutive days, each ``(first, last)``."""
+    runs: list[tuple[str, str]] = []
+    for day in sorted(set(days)):
+        if runs and parse_day(runs[-1][1]) + timedelta(days=1) == parse_day(day):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs

@@ -258,10 +258,6 @@ def test_orders_built_before_their_customers_are_re_keyed_once(resources, store,
         assert check.passed and check.metadata["changed_customers"].value == 0
         assert rekey_requests(instance, instance.get_run_by_id(again.run_id)) == []
     assert rekey.within_partitions(["2023-12-31", "2024-01-02"]) == (["2024-01-02"], ["2023-12-31"])
-    assert rekey.blocks(["2024-01-05", "2024-01-01", "2024-01-02", "2024-01-04"]) == [
-        ("2024-01-01", "2024-01-02"),
-        ("2024-01-04", "2024-01-05"),
-    ]
 
 
 def test_a_later_start_date_keeps_the_calendar_rows_of_published_fact_days(

@@ -4,7 +4,7 @@ import pytest
 
 from resources.delta_store import partition_predicate
 from resources.errors import InvalidPartitionKey
-from resources.partition_keys import day_range, parse_day, parse_days
+from resources.partition_keys import day_blocks, day_range, parse_day, parse_days
 
 INJECTIONS = [
     "2024-01-01' OR '1'='1",
@@ -53,3 +53,10 @@ def test_day_range_is_inclusive_and_ordered() -> None:
     assert day_range("2024-02-28", "2024-03-01") == [date(2024, 2, 28), date(2024, 2, 29), date(2024, 3, 1)]
     with pytest.raises(InvalidPartitionKey):
         day_range("2024-01-02", "2024-01-01")
+
+
+def test_day_blocks_group_consecutive_days() -> None:
+    assert day_blocks(["2024-01-05", "2024-01-01", "2024-01-02", "2024-01-04", "2024-01-02"]) == [
+        ("2024-01-01", "2024-01-02"),
+        ("2024-01-04", "2024-01-05"),
+    ]
