@@ -18,6 +18,7 @@ a Dagster multi-asset (the table, plus its quarantine table) with its checks. Th
 """
 
 import contextlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -51,6 +52,7 @@ from medallion_assets.transforms import RANK, WORKING_PREFIX, rank_latest
 from resources.delta_store import DeltaTableStore, WriteResult, storage_refusal
 from resources.engine import SparkEngine
 from resources.landing import LandingZone
+from resources.partition_keys import row_blocks
 from resources.run_guard import RunGuard
 from resources.settings import Settings
 from resources.storage import ROOT_VAR as LAKEHOUSE_ROOT_VAR
@@ -139,8 +141,8 @@ class Run:
             return self.store.read(self.spark, table).limit(0)
         return self.store.read(self.spark, table)
 
-    def stage(self, df: DataFrame, name: str) -> DataFrame:
-        """``df`` computed once into scratch for the rest of the step."""
+    def stage(self, df: DataFrame | Sequence[DataFrame], name: str) -> DataFrame:
+        """``df`` (or parts of one schema) computed once into scratch for the rest of the step."""
         return self.scratch.enter_context(self.store.staged(df, name=name))
 
 
@@ -272,11 +274,9 @@ def _upstream_refusals(run: Run, days: Sequence[str]) -> dict[str, str]:
 def _evaluate(run: Run) -> tuple[DataFrame, dict[str, DayStats]]:
     """The built rows with every rule evaluated (staged once), and per-day statistics."""
     spec = run.spec
-    frames = (spec.read or default_read)(run)
     rules = _rules(spec)
-    checked = checked_rows(spec, spec.build(run, frames))
-    if spec.stage:
-        checked = run.stage(checked, spec.table.replace("/", "_"))
+    parts = [checked_rows(spec, spec.build(part, (spec.read or default_read)(part))) for part in _blocks(run)]
+    checked = run.stage(parts, spec.table.replace("/", "_")) if spec.stage else parts[0]
     day = spec.day_column
     grouped = checked if day else checked.withColumn("_day", F.lit(WHOLE_TABLE))
     counts = rule_counts(grouped, day or "_day", rules, kept=_kept(spec)).collect()
@@ -285,6 +285,22 @@ def _evaluate(run: Run) -> tuple[DataFrame, dict[str, DayStats]]:
         for r in counts
     }
     return checked, stats
+
+
+def _blocks(run: Run) -> list[Run]:
+    """The step as blocks of its days, each holding at most ``settings.block_rows`` rows of the upstream tables,
+    each built and staged on its own: a range's memory then follows the block, not the range. One block for a
+    step that is not staged, reads no upstream table, or is built whole."""
+    spec = run.spec
+    if not (spec.stage and spec.partition_column and spec.upstream and spec.read is None and run.days):
+        return [run]
+    rows: Counter[str] = Counter()
+    for table in spec.upstream:
+        column = run.store.partition_column(table)
+        if column:
+            rows.update(run.store.day_rows(table, partition_column=column, days=run.days))
+    blocks = row_blocks(run.days, rows, run.settings.block_rows)
+    return [run] if len(blocks) == 1 else [replace(run, days=block) for block in blocks]
 
 
 def _rules(spec: "TableSpec") -> RuleSet:

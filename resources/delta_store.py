@@ -454,15 +454,18 @@ class DeltaTableStore(dg.ConfigurableResource):
             self._remove_scratch(uri)
 
     @contextlib.contextmanager
-    def staged(self, df: DataFrame, *, name: str) -> Iterator[DataFrame]:
+    def staged(self, df: DataFrame | Sequence[DataFrame], *, name: str) -> Iterator[DataFrame]:
         """Compute ``df`` once into scratch Parquet and yield it read back; the scratch is removed on exit.
 
         For a frame that several actions read (gate statistics, quarantine, publish): on Sail each action
-        would otherwise recompute it from its sources, window sorts included.
+        would otherwise recompute it from its sources, window sorts included. A sequence of frames of one
+        schema is computed part by part into the same scratch (one query each: memory follows the part).
         """
+        parts = list(df) if isinstance(df, list | tuple) else [df]
         with self.scratch(name) as uri:
-            df.write.mode("overwrite").parquet(uri)
-            yield df.sparkSession.read.schema(df.schema).parquet(uri)
+            for i, part in enumerate(parts):
+                part.write.mode("append" if i else "overwrite").parquet(uri)
+            yield parts[0].sparkSession.read.schema(parts[0].schema).parquet(uri)
 
     def _remove_scratch(self, uri: str) -> None:
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 
 from resources.errors import InvalidPartitionKey
@@ -53,3 +53,17 @@ def day_blocks(days: Iterable[str]) -> list[tuple[str, str]]:
         else:
             runs.append((day, day))
     return runs
+
+
+def row_blocks(days: Iterable[str], rows: Mapping[str, int], limit: int) -> list[list[str]]:
+    """``days`` in order, cut into blocks of at most ``limit`` rows by ``rows`` (a larger day is a block alone)."""
+    blocks: list[list[str]] = []
+    held = 0
+    for day in sorted(set(days)):
+        size = rows.get(day, 0)
+        if not blocks or held + size > limit:
+            blocks.append([])
+            held = 0
+        blocks[-1].append(day)
+        held += size
+    return blocks

@@ -117,6 +117,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "MEDALLION_AUTOMATION": ("automation", _flag),
     "MEDALLION_RECONCILIATION_TOLERANCE": ("reconciliation_tolerance", _rate),
     "MEDALLION_EXECUTION": ("execution", _execution),
+    "MEDALLION_BLOCK_ROWS": ("block_rows", _whole),
 }
 
 
@@ -141,6 +142,9 @@ class Settings(dg.ConfigurableResource):
     reconciliation_tolerance: float = 0.05
     #: where the gated assets run (``EXECUTION_MODES``)
     execution: str = "in_process"
+    #: a multi-day step builds its staged rows in blocks of days holding at most this many upstream rows, so its
+    #: memory follows the block, not the range (a day larger than this is a block alone)
+    block_rows: int = 1_000_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -56,7 +56,7 @@ def test_a_refusal_states_the_threshold_as_set() -> None:
     ("variable", "value"),
     [("MEDALLION_SETTLE_SECONDS", "soon"), ("MEDALLION_SETTLE_SECONDS", "-1"), ("MEDALLION_MIN_VOLUME_SHARE", "2"),
      ("MEDALLION_GATE_EVENTS_MAX_DAYS", "0"), ("MEDALLION_START_DATE", "2024-1-2"), ("MEDALLION_AUTOMATION", "maybe"),
-     ("MEDALLION_MAX_PARTITIONS_PER_RUN", "x"), ("MEDALLION_LANDING_ROOT", " ")],
+     ("MEDALLION_MAX_PARTITIONS_PER_RUN", "x"), ("MEDALLION_LANDING_ROOT", " "), ("MEDALLION_BLOCK_ROWS", "0")],
 )  # fmt: skip
 def test_every_setting_names_itself_when_invalid(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):

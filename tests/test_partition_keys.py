@@ -4,7 +4,7 @@ import pytest
 
 from resources.delta_store import partition_predicate
 from resources.errors import InvalidPartitionKey
-from resources.partition_keys import day_blocks, day_range, parse_day, parse_days
+from resources.partition_keys import day_blocks, day_range, parse_day, parse_days, row_blocks
 
 INJECTIONS = [
     "2024-01-01' OR '1'='1",
@@ -60,3 +60,15 @@ def test_day_blocks_group_consecutive_days() -> None:
         ("2024-01-01", "2024-01-02"),
         ("2024-01-04", "2024-01-05"),
     ]
+
+
+def test_row_blocks_cut_days_in_order_at_the_row_limit() -> None:
+    rows = {"2024-01-01": 400, "2024-01-02": 500, "2024-01-03": 300, "2024-01-04": 2000, "2024-01-05": 100}
+    days = ["2024-01-05", "2024-01-03", "2024-01-01", "2024-01-02", "2024-01-04", "2024-01-06"]
+    assert row_blocks(days, rows, 1000) == [
+        ["2024-01-01", "2024-01-02"],
+        ["2024-01-03"],
+        ["2024-01-04"],  # larger than the limit: a block of its own
+        ["2024-01-05", "2024-01-06"],  # a day without rows joins the block it follows
+    ]
+    assert row_blocks(days, rows, 10_000) == [sorted(days)]

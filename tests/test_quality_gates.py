@@ -21,7 +21,7 @@ from medallion_assets.sample_data import FAULTS, generate
 from resources.delta_store import DeltaTableStore
 from resources.settings import Settings
 
-from .conftest import materialize_days
+from .conftest import materialize_days, range_tags
 
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]
 BAD_DAY = "2024-01-02"
@@ -295,6 +295,37 @@ def test_pandera_check_of_a_one_day_run_reads_that_day_only(resources, store, la
     checked = evaluations["silver/orders"].metadata
     assert checked["partitions"].value == [DAYS[2]]
     assert checked["rows_checked"].value == per_day[DAYS[2]] < len(silver)
+
+
+def test_pandera_check_of_a_range_validates_it_in_blocks_of_days(resources, store, landing_root, monkeypatch) -> None:
+    """With ``MEDALLION_BLOCK_ROWS`` below a day's rows, each day is read and validated alone (memory follows the
+    block); the verdict, the rows checked and the failed day are those of one pass over the range."""
+    for day in DAYS:
+        write_day(landing_root, day, bad=False)
+    assert materialize_days(resources, DAYS[0], DAYS[-1]).success
+    silver = DeltaTable(store.table_uri("silver/orders"))
+    silver.update(updates={"region": "NULL"}, predicate=f"order_date = '{DAYS[1]}'")
+    reads: list[str] = []
+    arrow_table = DeltaTableStore.arrow_table
+    monkeypatch.setattr(
+        DeltaTableStore, "arrow_table", lambda self, table, **kw: reads.append(table) or arrow_table(self, table, **kw)
+    )
+    check_keys = [key for c in CHECKS for key in c.check_keys
+                  if key.asset_key == dg.AssetKey(["silver", "orders"]) and key.name == "pandera_schema"]  # fmt: skip
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        resources={**resources, "settings": Settings.from_env({"MEDALLION_BLOCK_ROWS": "1"})},
+        selection=dg.AssetSelection.checks(*check_keys),
+        tags=range_tags(DAYS[0], DAYS[-1]),
+        raise_on_error=False,
+    )
+    assert reads.count("silver/orders") == len(DAYS)
+    evaluations = result.get_asset_check_evaluations()
+    per_day = {e.partition: e.passed for e in evaluations if e.partition}
+    assert per_day == {DAYS[0]: True, DAYS[1]: False, DAYS[2]: True}
+    [whole] = [e for e in evaluations if not e.partition]
+    assert not whole.passed and whole.metadata["rows_checked"].value == len(silver.to_pandas())
+    assert whole.metadata["failed_checks"].value == ["not_nullable"]
 
 
 @pytest.mark.parametrize("table", ["quarantine/orders", "quarantine/daily_sales"])
