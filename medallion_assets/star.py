@@ -53,7 +53,8 @@ def fact_rows(silver: DataFrame, dim: DataFrame | None) -> DataFrame:
 def fact_orders(run: Run, upstream: Mapping[str, DataFrame]) -> DataFrame:
     """One row per silver order: customer_sk of the customer version valid at order_ts (-1 if unknown, never
     dropped), date_key, status, region, amount, is_sale."""
-    run.report[DIM_VERSION] = run.store.version(DIM)  # before the engine reads it (see fact_keys_at_publish)
+    # before the engine reads it (see fact_keys_at_publish); a range built in blocks keeps the first block's
+    run.report.setdefault(DIM_VERSION, run.store.version(DIM))
     return fact_rows(upstream[SILVER], upstream.get(DIM))
 
 
