@@ -292,7 +292,7 @@ def _blocks(run: Run) -> list[Run]:
     each built and staged on its own: a range's memory then follows the block, not the range. One block for a
     step that is not staged, reads no upstream table, or is built whole."""
     spec = run.spec
-    if not (spec.stage and spec.partition_column and spec.upstream and spec.read is None and run.days):
+    if not (spec.stage and spec.partition_column and spec.upstream and spec.read is None and len(run.days or ()) > 1):
         return [run]
     rows: Counter[str] = Counter()
     for table in spec.upstream:

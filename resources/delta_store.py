@@ -113,6 +113,11 @@ class WriteResult:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+#: Reader features that make a table's files alone not its rows (``DeltaTableStore._plain_day_files``); "?": a
+#: reader version above 1 that lists none (column mapping of reader version 2).
+PLAIN_BLOCKERS = {"deletionVectors", "columnMapping", "?"}
+
+
 def partition_predicate(partition_column: str, days: Iterable[str | date]) -> str:
     """A SQL predicate selecting exactly ``days`` of a date-partitioned table.
 
@@ -414,13 +419,41 @@ class DeltaTableStore(dg.ConfigurableResource):
         partition_column: str | None = None,
         days: Iterable[str | date] | None = None,
     ) -> DataFrame:
-        """``table`` as a DataFrame, optionally only the given day partitions."""
+        """``table`` as a DataFrame, optionally only the given day partitions (one day: see ``_read_day``)."""
         df = spark.read.format("delta").load(self.table_uri(table))
         if days is not None:
             if partition_column is None:
                 raise ValueError("reading by days needs the partition column")
-            df = df.filter(partition_predicate(partition_column, days))
+            predicate = partition_predicate(partition_column, days)  # validates the column and every key
+            one_day = parse_days(days)
+            if len(one_day) == 1 and (files := self._plain_day_files(table, partition_column, one_day[0])) is not None:
+                return self._read_day(spark, table, partition_column, one_day[0], files)
+            df = df.filter(predicate)
         return df
+
+    def _plain_day_files(self, table: str, partition_column: str, day: date) -> list[str] | None:
+        """The files of one day partition at the kept handle's latest version; None when the table's protocol
+        needs more than its files to be read (deletion vectors, column mapping)."""
+        handle = self.delta_table(table)
+        protocol = handle.protocol()
+        if protocol.min_reader_version > 1 and set(protocol.reader_features or ["?"]) & PLAIN_BLOCKERS:
+            return None
+        return handle.file_uris(file_pruning_predicate=[(partition_column, "=", day.isoformat())])
+
+    def _read_day(
+        self, spark: SparkSession, table: str, partition_column: str, day: date, files: list[str]
+    ) -> DataFrame:
+        """One day of ``table`` read from its Parquet files, the day's value added: Sail loads a table's whole
+        snapshot for each Delta read (23 ms on a year-long table; its files alone, 4 ms). Columns older files
+        lack read as nulls, as a Delta read gives them."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import StructField, StructType
+
+        schema = self.spark_schema(table)  # without field metadata: Sail cannot parse its own ("SPARK::metadata::json")
+        data = StructType([StructField(f.name, f.dataType, f.nullable) for f in schema if f.name != partition_column])
+        df = spark.read.schema(data).parquet(*files) if files else spark.createDataFrame([], data)
+        value = F.lit(day.isoformat()).cast(schema[partition_column].dataType)
+        return df.withColumn(partition_column, value).select(*(F.col(f"`{n}`") for n in schema.names))
 
     # -- scratch -------------------------------------------------------------------------------------
     def scratch_folder(self) -> str:

@@ -184,7 +184,7 @@ def _day_blocks(
     block); one block when the model's unique key spans days. ``[[]]``: the whole table."""
     unique = model.to_schema().unique or []
     unique = [unique] if isinstance(unique, str) else unique
-    if not days or not partition_column or (unique and partition_column not in unique):
+    if len(days or ()) < 2 or not partition_column or (unique and partition_column not in unique):
         return [days or []]
     rows = store.day_rows(table, partition_column=partition_column, days=days)
     return row_blocks(days, rows, settings.block_rows)
