@@ -402,11 +402,6 @@ class DeltaTableStore(dg.ConfigurableResource):
 
         return StructType.fromJson(json.loads(self.delta_table(table).schema().to_json()))
 
-    def version_before(self, table: str, run_id: str) -> int:
-        """The version of ``table`` before the first commit whose note names ``run_id`` (-1: none before)."""
-        mine = [int(c["version"]) for c in self.history(table, 50) if run_id in str(c.get("userMetadata") or "")]
-        return (min(mine) if mine else (self.version(table) or 0) + 1) - 1
-
     def history(self, table: str, limit: int | None = None) -> list[dict[str, Any]]:
         """Commit history, newest first (via ``deltalake``: Sail has no DESCRIBE HISTORY)."""
         return self.delta_table(table).history(limit) if self.exists(table) else []

@@ -259,6 +259,29 @@ def test_pandera_skips_its_duplicate_scan_only_when_the_keys_are_unique(monkeypa
     assert Keys.to_schema().unique == ["order_date", "order_id"]  # the model's own schema is untouched
 
 
+def test_column_schema_change_compares_with_the_version_before_the_runs_own_write(spark, store) -> None:
+    """The check takes the version before the run's write from the write itself. It used to search the history
+    for a commit carrying the run's note, and a commit without one (Sail's MERGE writes none: the dimension's)
+    made it compare the table with itself, so a changed column type passed."""
+    from types import SimpleNamespace
+
+    from deltalake import write_deltalake
+
+    from medallion_assets.quality.checks import column_schema_change
+    from resources.delta_store import WriteResult
+
+    first = spark.createDataFrame([("a", 1, date(2024, 1, 1))], "k string, v long, d date")
+    store.replace_partitions("silver/t", first, partition_column="d", days=["2024-01-01"])
+    retyped = pa.table({"k": ["a"], "v": ["one"], "d": pa.array([date(2024, 1, 1)], pa.date32())})
+    write_deltalake(store.table_uri("silver/t"), retyped, mode="overwrite", schema_mode="overwrite")  # no note
+    written = WriteResult("silver/t", store.table_uri("silver/t"), version=store.version("silver/t"), operation="MERGE")
+    run = SimpleNamespace(store=store, run_id="the-run", written=written)
+    verdict = column_schema_change("silver/t").check(run, [SimpleNamespace(day="2024-01-01")])
+    assert verdict.failed == {"2024-01-01": {"v": {"was": "int64", "now": "string"}}}
+    unchanged = SimpleNamespace(store=store, run_id="the-run", written=None)  # nothing written: nothing changed
+    assert column_schema_change("silver/t").check(unchanged, [SimpleNamespace(day="2024-01-01")]).failed == {}
+
+
 def test_pandera_check_runs_on_the_published_table(resources, store, landing_root) -> None:
     write_day(landing_root, "2024-01-01", bad=False)
     assert materialize_days(resources, "2024-01-01").success

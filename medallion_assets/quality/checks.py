@@ -124,7 +124,9 @@ def column_schema_change(table: str) -> "ReadBackCheck":
 
     def check(run: "Run", published: list[DayOutcome]) -> Verdict:
         now = dict(run.store.columns(table))
-        before = dict(run.store.columns(table, version=run.store.version_before(table, run.run_id)))
+        # the write's own version, not a search of the history for the run's note (a MERGE commit carries none)
+        written = run.written.version if run.written is not None else (run.store.version(table) or 0) + 1
+        before = dict(run.store.columns(table, version=written - 1))
         changed = {c: {"was": t, "now": now.get(c)} for c, t in before.items() if now.get(c) != t}
         added = sorted(set(now) - set(before))
         failed = {o.day: changed for o in published} if changed and before else {}
