@@ -248,6 +248,19 @@ def test_a_range_built_in_blocks_of_days_equals_one_pass(resources, store, sampl
     assert {name: stable(table(blocked_store, name)) for name in TABLES} == one_pass
 
 
+def test_a_range_whose_upstream_table_is_gone_says_so(resources, store, sample) -> None:
+    """The run log says bronze passed, but its table was removed by hand: the range names the table, not a raw
+    delta-rs error from working out its blocks of days."""
+    import shutil
+
+    bronze = dg.AssetSelection.keys("bronze/orders")
+    assert materialize_days(resources, "2024-01-01", "2024-01-03", selection=bronze).success
+    shutil.rmtree(store.table_uri("bronze/orders"))
+    result = materialize_days(resources, "2024-01-01", "2024-01-03", selection=dg.AssetSelection.keys("silver/orders"))
+    failure = result.failure_data_for_node("silver__orders")
+    assert failure and "bronze/orders does not exist yet: materialize it before silver/orders" in failure.error.message
+
+
 def test_backfill_chunk_size_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
     from medallion_assets.partitions import backfill_policy
 
