@@ -113,9 +113,16 @@ class WriteResult:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-#: Reader features that make a table's files alone not its rows (``DeltaTableStore._plain_day_files``); "?": a
+#: Reader features that make a table's files alone not its rows (``DeltaTableStore._read_day``); "?": a
 #: reader version above 1 that lists none (column mapping of reader version 2).
 PLAIN_BLOCKERS = {"deletionVectors", "columnMapping", "?"}
+
+
+def _spark_schema(handle: DeltaTable) -> StructType:
+    """A ``deltalake`` handle's schema in Spark types."""
+    from pyspark.sql.types import StructType
+
+    return StructType.fromJson(json.loads(handle.schema().to_json()))
 
 
 def partition_predicate(partition_column: str, days: Iterable[str | date]) -> str:
@@ -398,9 +405,7 @@ class DeltaTableStore(dg.ConfigurableResource):
     def spark_schema(self, table: str) -> StructType:
         """The table's schema in Spark types, from the kept ``deltalake`` handle: no engine round trip (Sail loads
         the table's snapshot to analyse a read: 7-10 ms on a year-long table)."""
-        from pyspark.sql.types import StructType
-
-        return StructType.fromJson(json.loads(self.delta_table(table).schema().to_json()))
+        return _spark_schema(self.delta_table(table))
 
     def history(self, table: str, limit: int | None = None) -> list[dict[str, Any]]:
         """Commit history, newest first (via ``deltalake``: Sail has no DESCRIBE HISTORY)."""
@@ -415,36 +420,32 @@ class DeltaTableStore(dg.ConfigurableResource):
         days: Iterable[str | date] | None = None,
     ) -> DataFrame:
         """``table`` as a DataFrame, optionally only the given day partitions (one day: see ``_read_day``)."""
-        df = spark.read.format("delta").load(self.table_uri(table))
-        if days is not None:
-            if partition_column is None:
-                raise ValueError("reading by days needs the partition column")
-            predicate = partition_predicate(partition_column, days)  # validates the column and every key
-            one_day = parse_days(days)
-            if len(one_day) == 1 and (files := self._plain_day_files(table, partition_column, one_day[0])) is not None:
-                return self._read_day(spark, table, partition_column, one_day[0], files)
-            df = df.filter(predicate)
-        return df
+        if days is None:
+            return spark.read.format("delta").load(self.table_uri(table))
+        if partition_column is None:
+            raise ValueError("reading by days needs the partition column")
+        days = list(days)
+        predicate = partition_predicate(partition_column, days)  # validates the column and every key
+        parsed = parse_days(days)
+        if len(parsed) == 1 and (one_day := self._read_day(spark, table, partition_column, parsed[0])) is not None:
+            return one_day
+        return spark.read.format("delta").load(self.table_uri(table)).filter(predicate)
 
-    def _plain_day_files(self, table: str, partition_column: str, day: date) -> list[str] | None:
-        """The files of one day partition at the kept handle's latest version; None when the table's protocol
-        needs more than its files to be read (deletion vectors, column mapping)."""
+    def _read_day(self, spark: SparkSession, table: str, partition_column: str, day: date) -> DataFrame | None:
+        """One day of ``table`` from its Parquet files at the kept handle's version, the day's value added: Sail
+        loads a table's whole snapshot for each Delta read (23 ms on a year-long table; the day's files, 4 ms).
+        Columns older files lack read as nulls, as in a Delta read. None when the table's files alone are not its
+        rows (deletion vectors, column mapping): read it through Delta."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import StructField, StructType
+
         handle = self.delta_table(table)
         protocol = handle.protocol()
         if protocol.min_reader_version > 1 and set(protocol.reader_features or ["?"]) & PLAIN_BLOCKERS:
             return None
-        return handle.file_uris(file_pruning_predicate=[(partition_column, "=", day.isoformat())])
-
-    def _read_day(
-        self, spark: SparkSession, table: str, partition_column: str, day: date, files: list[str]
-    ) -> DataFrame:
-        """One day of ``table`` read from its Parquet files, the day's value added: Sail loads a table's whole
-        snapshot for each Delta read (23 ms on a year-long table; its files alone, 4 ms). Columns older files
-        lack read as nulls, as a Delta read gives them."""
-        from pyspark.sql import functions as F
-        from pyspark.sql.types import StructField, StructType
-
-        schema = self.spark_schema(table)  # without field metadata: Sail cannot parse its own ("SPARK::metadata::json")
+        files = handle.file_uris(file_pruning_predicate=[(partition_column, "=", day.isoformat())])
+        schema = _spark_schema(handle)
+        # without field metadata: Sail cannot parse its own ("SPARK::metadata::json") in a schema sent to it
         data = StructType([StructField(f.name, f.dataType, f.nullable) for f in schema if f.name != partition_column])
         df = spark.read.schema(data).parquet(*files) if files else spark.createDataFrame([], data)
         value = F.lit(day.isoformat()).cast(schema[partition_column].dataType)
