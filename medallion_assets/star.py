@@ -92,7 +92,7 @@ def fact_keys_current(run: Run, published: list[DayOutcome]) -> Verdict:
     order_ts: customers that landed after their orders, or earlier versions that arrived later."""
     if not run.store.exists(FACT) or run.written is None:
         return Verdict()
-    before = _keying(run, run.written.version - 1)  # (a MERGE's commit carries no note in Sail: not version_before)
+    before = _keying(run, run.written.version_before)  # from the write: a MERGE's commit carries no note in Sail
     changed = sorted({row[0] for row in before ^ _keying(run)})
     if not changed:
         return Verdict(metadata={"changed_customers": 0})

@@ -39,7 +39,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,6 +111,9 @@ class WriteResult:
     partitions: tuple[str, ...] = ()
     added_columns: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: the table's version before this write's first commit (-1: it did not exist); a write that adds columns
+    #: commits them first, so this is not always ``version - 1``
+    version_before: int = -1
 
 
 #: Reader features that make a table's files alone not its rows (``DeltaTableStore._read_day``); "?": a
@@ -449,7 +452,9 @@ class DeltaTableStore(dg.ConfigurableResource):
         data = StructType([StructField(f.name, f.dataType, f.nullable) for f in schema if f.name != partition_column])
         df = spark.read.schema(data).parquet(*files) if files else spark.createDataFrame([], data)
         value = F.lit(day.isoformat()).cast(schema[partition_column].dataType)
-        return df.withColumn(partition_column, value).select(*(F.col(f"`{n}`") for n in schema.names))
+        return df.withColumn(partition_column, value).select(
+            *(F.col(f"`{n.replace('`', '``')}`") for n in schema.names)
+        )
 
     # -- scratch -------------------------------------------------------------------------------------
     def scratch_folder(self) -> str:
@@ -644,7 +649,8 @@ class DeltaTableStore(dg.ConfigurableResource):
         small files merged too, for bookkeeping tables)."""
 
         def written() -> WriteResult:
-            result = write()
+            before = self.version(table)
+            result = replace(write(), version_before=-1 if before is None else before)
             self._keep_log_short(table, result.version, compact=compact)
             return result
 

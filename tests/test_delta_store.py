@@ -5,8 +5,9 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import SparkSession
 
 from resources.delta_store import DeltaTableStore
@@ -163,7 +164,9 @@ def test_one_day_is_read_from_its_files_as_the_delta_reader_gives_it(spark, stor
         return got
 
     monkeypatch.setattr(DeltaTableStore, "_read_day", counting)
-    cases = [("silver/typed", d) for d in ("2024-01-01", "2024-01-03", "2024-01-04")]
+    odd = pa.table({"k": ["z"], "we`ird name": [1], "d": pa.array([date(2024, 1, 1)], pa.date32())})
+    write_deltalake(store.table_uri("silver/odd"), odd, partition_by=["d"])  # a backtick in a column name
+    cases = [("silver/typed", d) for d in ("2024-01-01", "2024-01-03", "2024-01-04")] + [("silver/odd", "2024-01-01")]
     cases += [("silver/t", d) for d in ("2024-01-01", "2024-01-02")]
     for table, day in cases:
         got = store.read(spark, table, partition_column="d", days=[day])

@@ -233,6 +233,36 @@ def test_pandera_reports_failure_cases() -> None:
     assert not validate(SilverOrders, wrong_type)[0].passed
 
 
+def test_pandera_validates_blocks_as_it_validates_their_rows_at_once() -> None:
+    """Blocks of days validated one after another report what one pass reports: the same failure count (a
+    column-level failure once, not once per block) and each failing row at its position in the range."""
+    base = {
+        "order_date": pa.array([date(2024, 1, 1)] * 2 + [date(2024, 1, 2)] * 2, pa.date32()),
+        "order_id": ["o1", "o2", "o1", "o1"],  # o1 twice on the second day
+        "region": ["n", None, "n", "s"],
+    }
+
+    class Rows(pandera.DataFrameModel):
+        order_date: Series[Day]
+        order_id: Series[Text]
+        region: Series[Text] = pandera.Field(nullable=False)
+        currency: Series[Text]  # missing: a column-level failure
+
+        class Config:
+            unique = ["order_date", "order_id"]
+
+    whole = arrow_frame(pa.table(base))
+    blocks = [whole.iloc[:2].reset_index(drop=True), whole.iloc[2:].reset_index(drop=True)]
+    one, one_days = validate(Rows, whole, day_column="order_date")
+    two, two_days = validate(Rows, blocks, day_column="order_date")
+    assert two_days == one_days and not two.passed
+    for key in ("rows_checked", "failure_count", "failed_checks"):
+        assert two.metadata[key].value == one.metadata[key].value, key
+    assert {"column_in_dataframe", "not_nullable", "multiple_fields_uniqueness"} <= set(
+        one.metadata["failed_checks"].value
+    )
+
+
 def test_pandera_skips_its_duplicate_scan_only_when_the_keys_are_unique(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unique keys are confirmed in Arrow, so pandas' slow duplicate scan is not run; when a key repeats (nulls
     equal), pandera's own uniqueness test runs and reports its failure cases as before."""
@@ -274,12 +304,29 @@ def test_column_schema_change_compares_with_the_version_before_the_runs_own_writ
     store.replace_partitions("silver/t", first, partition_column="d", days=["2024-01-01"])
     retyped = pa.table({"k": ["a"], "v": ["one"], "d": pa.array([date(2024, 1, 1)], pa.date32())})
     write_deltalake(store.table_uri("silver/t"), retyped, mode="overwrite", schema_mode="overwrite")  # no note
-    written = WriteResult("silver/t", store.table_uri("silver/t"), version=store.version("silver/t"), operation="MERGE")
+    version = store.version("silver/t")
+    written = WriteResult("silver/t", store.table_uri("silver/t"), version, "MERGE", version_before=version - 1)
     run = SimpleNamespace(store=store, run_id="the-run", written=written)
     verdict = column_schema_change("silver/t").check(run, [SimpleNamespace(day="2024-01-01")])
     assert verdict.failed == {"2024-01-01": {"v": {"was": "int64", "now": "string"}}}
     unchanged = SimpleNamespace(store=store, run_id="the-run", written=None)  # nothing written: nothing changed
     assert column_schema_change("silver/t").check(unchanged, [SimpleNamespace(day="2024-01-01")]).failed == {}
+
+
+def test_column_schema_change_lists_a_column_the_run_itself_added(resources, store, landing_root) -> None:
+    """A write that adds a column commits it first (``ADD COLUMN``), then the rows: the check compares with the
+    version before both, so the new column is listed."""
+    write_day(landing_root, DAYS[0], bad=False)
+    write_day(landing_root, DAYS[1], bad=False)
+    with next((landing_root / "orders" / f"date={DAYS[1]}").glob("*.jsonl")).open("a") as f:
+        f.write('{"order_id": "x1", "customer_id": "c1", "order_ts": "2024-01-02T10:00:00Z", "status": "paid", '
+                '"amount": 1.5, "currency": "USD", "region": "north", "updated_at": "2024-01-02T10:00:00Z", '
+                '"coupon_code": "WINTER"}\n')  # fmt: skip
+    bronze = dg.AssetSelection.keys("bronze/orders")
+    assert materialize_days(resources, DAYS[0], selection=bronze).success
+    result = materialize_days(resources, DAYS[1], selection=bronze)
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "column_schema_change"]
+    assert check.passed and check.metadata["added_columns"].value == ["coupon_code"]
 
 
 def test_pandera_check_runs_on_the_published_table(resources, store, landing_root) -> None:

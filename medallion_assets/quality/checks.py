@@ -124,9 +124,8 @@ def column_schema_change(table: str) -> "ReadBackCheck":
 
     def check(run: "Run", published: list[DayOutcome]) -> Verdict:
         now = dict(run.store.columns(table))
-        # the write's own version, not a search of the history for the run's note (a MERGE commit carries none)
-        written = run.written.version if run.written is not None else (run.store.version(table) or 0) + 1
-        before = dict(run.store.columns(table, version=written - 1))
+        # from the write itself, not a search of the history for the run's note (a MERGE commit carries none)
+        before = dict(run.store.columns(table, version=run.written.version_before if run.written else None))
         changed = {c: {"was": t, "now": now.get(c)} for c, t in before.items() if now.get(c) != t}
         added = sorted(set(now) - set(before))
         failed = {o.day: changed for o in published} if changed and before else {}
@@ -212,7 +211,7 @@ def validate(
     schema = model.to_schema()
     rows, cases, failed = 0, [], {}
     for df in [frames] if isinstance(frames, pd.DataFrame) else frames:
-        rows += len(df)
+        offset, rows = rows, rows + len(df)
         checked = schema
         if schema.unique and jointly_unique(df, schema.unique):
             checked = copy.copy(schema)  # the same verdict without pandas' duplicate scan (0.4-1.0 s on 1.9 M rows)
@@ -220,12 +219,15 @@ def validate(
         try:
             checked.validate(df, lazy=True)
         except pandera.errors.SchemaErrors as exc:
-            cases.append(exc.failure_cases)
             for day, names in _failed_days(df, exc.failure_cases, day_column).items():
                 failed.setdefault(day, set()).update(names)
+            at = exc.failure_cases["index"].map(lambda i, o=offset: i if i is None or i != i else int(i) + o)
+            cases.append(exc.failure_cases.assign(index=at))  # the row's position in the range, not the block
     if not cases:
         return dg.AssetCheckResult(passed=True, metadata={"rows_checked": dg.MetadataValue.int(rows)}), {}
+    # a column-level failure (no row index) is found again in every block: reported once
     all_cases = pd.concat(cases, ignore_index=True)
+    all_cases = all_cases[all_cases["index"].notna() | ~all_cases.drop(columns="index").astype(str).duplicated()]
     result = dg.AssetCheckResult(
         passed=False,
         metadata={
