@@ -18,7 +18,6 @@ a Dagster multi-asset (the table, plus its quarantine table) with its checks. Th
 """
 
 import contextlib
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -52,7 +51,6 @@ from medallion_assets.transforms import RANK, WORKING_PREFIX, rank_latest
 from resources.delta_store import DeltaTableStore, WriteResult, storage_refusal
 from resources.engine import SparkEngine
 from resources.landing import LandingZone
-from resources.partition_keys import row_blocks
 from resources.run_guard import RunGuard
 from resources.settings import Settings
 from resources.storage import ROOT_VAR as LAKEHOUSE_ROOT_VAR
@@ -294,12 +292,8 @@ def _blocks(run: Run) -> list[Run]:
     spec = run.spec
     if not (spec.stage and spec.partition_column and spec.upstream and spec.read is None and len(run.days or ()) > 1):
         return [run]
-    rows: Counter[str] = Counter()
-    for table in spec.upstream:
-        column = run.store.exists(table) and run.store.partition_column(table)  # a missing one fails in run.read
-        if column:
-            rows.update(run.store.day_rows(table, partition_column=column, days=run.days))
-    blocks = row_blocks(run.days, rows, run.settings.block_rows)
+    # a missing upstream table counts no rows here; run.read names it
+    blocks = run.store.day_blocks(spec.upstream, run.days, max_rows=run.settings.block_rows)
     return [run] if len(blocks) == 1 else [replace(run, days=block) for block in blocks]
 
 

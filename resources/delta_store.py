@@ -55,7 +55,7 @@ from pydantic import Field as ConfigField
 
 from resources import storage
 from resources.errors import InvalidTableName
-from resources.partition_keys import is_contiguous, parse_days
+from resources.partition_keys import is_contiguous, parse_days, row_blocks
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
@@ -729,6 +729,17 @@ class DeltaTableStore(dg.ConfigurableResource):
             if day in wanted:
                 wanted[day] += int(rows or 0)
         return wanted
+
+    def day_blocks(self, tables: Iterable[str], days: Sequence[str], *, max_rows: int) -> list[list[str]]:
+        """``days`` cut into blocks of at most ``max_rows`` rows of ``tables`` (summed per day from their Delta
+        logs; a table that does not exist or is not partitioned counts nothing)."""
+        rows: dict[str, int] = {}
+        for table in tables:
+            column = self.exists(table) and self.partition_column(table)
+            if column:
+                for day, n in self.day_rows(table, partition_column=column, days=days).items():
+                    rows[day] = rows.get(day, 0) + n
+        return row_blocks(days, rows, max_rows)
 
     def first_day(self, table: str, *, partition_column: str) -> date | None:
         """The earliest day partition of ``table`` holding a file, from the Delta log (None: no table or no file)."""

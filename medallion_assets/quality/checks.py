@@ -18,7 +18,6 @@ from pyspark.sql import functions as F
 from medallion_assets.quality.gate import DayOutcome
 from medallion_assets.quality.schemas import arrow_frame
 from resources.delta_store import DeltaTableStore
-from resources.partition_keys import row_blocks
 from resources.settings import Settings
 
 if TYPE_CHECKING:
@@ -187,8 +186,7 @@ def _day_blocks(
     unique = [unique] if isinstance(unique, str) else unique
     if len(days or ()) < 2 or not partition_column or (unique and partition_column not in unique):
         return [days or []]
-    rows = store.day_rows(table, partition_column=partition_column, days=days)
-    return row_blocks(days, rows, settings.block_rows)
+    return store.day_blocks([table], days, max_rows=settings.block_rows)
 
 
 def checked_columns(model: type[pa.DataFrameModel], dt: "DeltaTable") -> list[str] | None:
