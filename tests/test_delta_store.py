@@ -10,6 +10,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import SparkSession
 
+import resources.delta_store as delta_store
 from resources.delta_store import DeltaTableStore
 from resources.errors import InvalidPartitionKey, InvalidTableName
 
@@ -23,6 +24,15 @@ def rows(spark: SparkSession, *items: tuple[str, int, str]):
 def content(store: DeltaTableStore, table: str) -> list[tuple]:
     t = DeltaTable(store.table_uri(table)).to_pyarrow_table().to_pylist()
     return sorted((r["k"], r["v"], r["d"].isoformat()) for r in t)
+
+
+@pytest.fixture(params=["deltalake", "engine"], autouse=True)
+def partition_writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test on both ways a partition write into an existing table is committed: a small one with
+    ``deltalake`` on the kept handle, a larger one by the engine (forced here)."""
+    if request.param == "engine":
+        monkeypatch.setattr(delta_store, "ARROW_WRITE_ROWS", -1)
+    return request.param
 
 
 def seed(spark: SparkSession, store: DeltaTableStore) -> None:
@@ -77,6 +87,72 @@ def test_replace_a_range_and_empty_days(spark: SparkSession, store: DeltaTableSt
     )
     # 01-02 had no incoming rows: it is now empty, never stale.
     assert content(store, "silver/t") == [("a", 1, "2024-01-01"), ("n", 5, "2024-01-03")]
+
+
+def test_a_small_partition_write_is_committed_by_deltalake_on_the_kept_handle(
+    spark: SparkSession, store: DeltaTableStore, partition_writer: str
+) -> None:
+    """Sail loads a table's whole snapshot for each write (0.1-0.2 s on a year-long table): a write of at most
+    ``ARROW_WRITE_ROWS`` rows into an existing table is committed by ``deltalake`` instead, with the same note."""
+    seed(spark, store)
+    note = json.dumps({"runs": [{"run_id": "r1"}]})
+    one = rows(spark, ("b2", 20, "2024-01-02"))
+    result = store.replace_partitions("silver/t", one, partition_column="d", days=["2024-01-02"], note=note)
+    engine = store.history("silver/t", 1)[0]["engineInfo"]
+    assert engine.startswith("delta-rs" if partition_writer == "deltalake" else "sail"), engine
+    assert (result.version_before, result.version) == (0, 1)
+    assert store.commit_notes("silver/t", "runs", limit=1) == [(1, [{"run_id": "r1"}])]
+    assert store.day_rows("silver/t", partition_column="d", days=["2024-01-02"]) == {"2024-01-02": 1}
+    store.replace_partitions("silver/t", one.limit(0), partition_column="d", days=["2024-01-02"])
+    assert content(store, "silver/t") == [("a", 1, "2024-01-01"), ("c", 3, "2024-01-03")]
+
+
+def test_a_write_takes_the_tables_types_or_is_refused(
+    spark: SparkSession, store: DeltaTableStore, partition_writer: str
+) -> None:
+    """``deltalake`` writes rows in the table's types: a narrower integer or decimal is widened (the engine refuses
+    it: Sail's gap); a value that cannot be the column's type is refused on both ways, nothing written."""
+    ddl = "k string, n long, amount decimal(18,2), ts timestamp, d date"
+    when = datetime(2024, 1, 1, 10, tzinfo=timezone.utc)
+    first = spark.createDataFrame([("a", 1, Decimal("1.50"), when, date(2024, 1, 1))], ddl)
+    store.replace_partitions("silver/typed", first, partition_column="d", days=["2024-01-01"])
+    narrower = spark.createDataFrame(
+        [("b", 2, Decimal("2.5"), when, date(2024, 1, 2))],
+        "k string, n int, amount decimal(10,1), ts timestamp, d date",
+    )
+    if partition_writer == "engine":
+        with pytest.raises(Exception, match="same data type"):
+            store.replace_partitions("silver/typed", narrower, partition_column="d", days=["2024-01-02"])
+    else:
+        store.replace_partitions("silver/typed", narrower, partition_column="d", days=["2024-01-02"])
+        got = {r["k"]: r for r in DeltaTable(store.table_uri("silver/typed")).to_pyarrow_table().to_pylist()}
+        assert (got["b"]["n"], got["b"]["amount"], got["b"]["ts"]) == (2, Decimal("2.50"), when)
+    schema = str(DeltaTable(store.table_uri("silver/typed")).schema().to_arrow())
+    assert schema == str(DeltaTable(store.table_uri("silver/typed"), version=0).schema().to_arrow())
+    before = DeltaTable(store.table_uri("silver/typed")).version()
+    wrong = spark.createDataFrame([("c", "x", date(2024, 1, 3))], "k string, n string, d date")
+    with pytest.raises(Exception) as raised:
+        store.replace_partitions("silver/typed", wrong, partition_column="d", days=["2024-01-03"])
+    if partition_writer == "deltalake":
+        assert "silver/typed: column n cannot be written as int64" in str(raised.value)
+    assert DeltaTable(store.table_uri("silver/typed")).version() == before
+
+
+def test_a_table_with_writer_features_deltalake_lacks_is_written_by_the_engine(
+    spark: SparkSession, store: DeltaTableStore
+) -> None:
+    seed(spark, store)
+    DeltaTable(store.table_uri("silver/t")).alter.set_table_properties({"delta.enableDeletionVectors": "true"})
+    store.replace_partitions(
+        "silver/t", rows(spark, ("b2", 20, "2024-01-02")), partition_column="d", days=["2024-01-02"]
+    )
+    assert store.history("silver/t", 1)[0]["engineInfo"].startswith("sail")
+    got = spark.read.format("delta").load(store.table_uri("silver/t")).collect()
+    assert sorted((r.k, r.v, r.d.isoformat()) for r in got) == [
+        ("a", 1, "2024-01-01"),
+        ("b2", 20, "2024-01-02"),
+        ("c", 3, "2024-01-03"),
+    ]
 
 
 def test_rerun_is_idempotent(spark: SparkSession, store: DeltaTableStore) -> None:
@@ -260,7 +336,6 @@ def checkpoint_version(store: DeltaTableStore, table: str) -> int | None:
 def test_a_commit_log_is_checkpointed_as_it_grows(spark: SparkSession, store: DeltaTableStore, monkeypatch) -> None:
     """Sail writes no checkpoints: without them every open of a table replays every commit since the last
     maintenance, so a day's run costs more the longer the table has lived."""
-    import resources.delta_store as delta_store
 
     monkeypatch.setattr(delta_store, "COMPACT_AFTER_FILES", 1000)  # a compaction is a commit too: counted apart
     for n in range(delta_store.CHECKPOINT_AFTER_COMMITS - 1):
@@ -279,7 +354,6 @@ def test_a_commit_log_is_checkpointed_as_it_grows(spark: SparkSession, store: De
 
 def test_an_appended_bookkeeping_table_stays_a_few_files(store: DeltaTableStore) -> None:
     """The run log gets a file per step; reading it opened every one of them, so each run read more than the last."""
-    import resources.delta_store as delta_store
 
     for n in range(3 * delta_store.COMPACT_AFTER_FILES):
         store.append_rows("monitoring/notes", [{"n": n}])
@@ -289,7 +363,6 @@ def test_an_appended_bookkeeping_table_stays_a_few_files(store: DeltaTableStore)
 
 
 def test_a_failed_checkpoint_never_fails_the_write(store: DeltaTableStore, monkeypatch, caplog) -> None:
-    import resources.delta_store as delta_store
 
     def refuse(self) -> None:
         raise OSError("disk full")
@@ -303,7 +376,6 @@ def test_a_failed_checkpoint_never_fails_the_write(store: DeltaTableStore, monke
 
 def test_a_table_handle_is_kept_and_follows_every_writer(spark: SparkSession, store: DeltaTableStore, monkeypatch):
     """A day's run opens its tables some 40 times; loading a year-long snapshot each time cost 0.4 s a run."""
-    import resources.delta_store as delta_store
 
     seed(spark, store)  # loads the handle once
     loads: list[str] = []

@@ -302,10 +302,14 @@ def test_column_schema_change_compares_with_the_version_before_the_runs_own_writ
 
     first = spark.createDataFrame([("a", 1, date(2024, 1, 1))], "k string, v long, d date")
     store.replace_partitions("silver/t", first, partition_column="d", days=["2024-01-01"])
+    columns_before = tuple(store.columns("silver/t"))
     retyped = pa.table({"k": ["a"], "v": ["one"], "d": pa.array([date(2024, 1, 1)], pa.date32())})
     write_deltalake(store.table_uri("silver/t"), retyped, mode="overwrite", schema_mode="overwrite")  # no note
     version = store.version("silver/t")
-    written = WriteResult("silver/t", store.table_uri("silver/t"), version, "MERGE", version_before=version - 1)
+    written = WriteResult(
+        "silver/t", store.table_uri("silver/t"), version, "MERGE", version_before=version - 1,
+        columns_before=columns_before,
+    )  # fmt: skip
     run = SimpleNamespace(store=store, run_id="the-run", written=written)
     verdict = column_schema_change("silver/t").check(run, [SimpleNamespace(day="2024-01-01")])
     assert verdict.failed == {"2024-01-01": {"v": {"was": "int64", "now": "string"}}}

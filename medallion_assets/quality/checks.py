@@ -124,7 +124,7 @@ def column_schema_change(table: str) -> "ReadBackCheck":
     def check(run: "Run", published: list[DayOutcome]) -> Verdict:
         now = dict(run.store.columns(table))
         # from the write itself, not a search of the history for the run's note (a MERGE commit carries none)
-        before = dict(run.store.columns(table, version=run.written.version_before if run.written else None))
+        before = dict(run.written.columns_before) if run.written else now
         changed = {c: {"was": t, "now": now.get(c)} for c, t in before.items() if now.get(c) != t}
         added = sorted(set(now) - set(before))
         failed = {o.day: changed for o in published} if changed and before else {}
