@@ -84,6 +84,7 @@ HANDLES_KEPT = 32
 _HANDLES = threading.local()
 _TABLE = re.compile(r"[a-z][a-z0-9_]*/[a-z][a-z0-9_]*")
 _COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DECIMAL = re.compile(r"decimal\((\d+),\s*(\d+)\)")
 OWNER_LOCK = ".owner"
 #: This process's scratch folder per lakehouse root, with the open handle that holds its owner lock.
 _SCRATCH_OWNERS: dict[str, tuple[str, Any]] = {}
@@ -581,8 +582,8 @@ class DeltaTableStore(dg.ConfigurableResource):
             if not self.exists(table):
                 _noted(rows.write, note).format("delta").mode("overwrite").partitionBy(partition_column).save(uri)
                 return WriteResult(table, uri, self.version(table) or 0, "create", keys, tuple(rows.columns))
-            if small is not None and self._deltalake_writes(table):
-                added = self._replace_with_deltalake(table, small, predicate, note)
+            if small is not None and self._deltalake_writes(table, partition_column):
+                added = self._replace_with_deltalake(table, small, partition_column, keys, note)
                 return WriteResult(table, uri, self.version(table) or 0, "replace_partitions", keys, added)
             aligned, added = self._align_schema(table, rows)
             _noted(aligned.write, note).format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri)
@@ -596,20 +597,29 @@ class DeltaTableStore(dg.ConfigurableResource):
         collected = rows.limit(ARROW_WRITE_ROWS + 1).toArrow()
         return collected if collected.num_rows <= ARROW_WRITE_ROWS else None
 
-    def _deltalake_writes(self, table: str) -> bool:
-        """Whether ``deltalake`` may write ``table``: its protocol asks nothing ``ARROW_WRITER_FEATURES`` lacks."""
-        protocol = self.delta_table(table).protocol()
+    def _deltalake_writes(self, table: str, partition_column: str) -> bool:
+        """Whether ``deltalake`` writes ``table`` as the engine would: its protocol asks nothing
+        ``ARROW_WRITER_FEATURES`` lacks, and its day column is a date (``deltalake`` compares no text with a date)."""
+        handle = self.delta_table(table)
+        types = {f.name: f.type for f in handle.schema().fields}
+        if getattr(types.get(partition_column), "type", None) != "date":
+            return False
+        protocol = handle.protocol()
         if protocol.min_writer_version < 7:
             return protocol.min_writer_version <= 3
         return set(protocol.writer_features or ["?"]) <= ARROW_WRITER_FEATURES
 
-    def _replace_with_deltalake(self, table: str, data: pa.Table, predicate: str, note: str | None) -> tuple[str, ...]:
-        """Replace the rows ``predicate`` selects with ``data`` on the kept handle (new columns added first, columns
-        ``data`` lacks filled with nulls, types cast to the table's); the added columns."""
+    def _replace_with_deltalake(
+        self, table: str, data: pa.Table, partition_column: str, days: Sequence[str], note: str | None
+    ) -> tuple[str, ...]:
+        """Replace ``days`` with ``data`` on the kept handle (new columns added first, columns ``data`` lacks filled
+        with nulls, types cast to the table's; no commit when both are empty, as the engine); the added columns."""
         from deltalake import CommitProperties, write_deltalake
 
-        added = self._add_columns(table, [Field.from_arrow(f) for f in data.schema])
+        added = self._evolve_schema(table, [Field.from_arrow(f) for f in data.schema])
         handle = self.delta_table(table)
+        if not data.num_rows and not handle.file_uris(file_pruning_predicate=[(partition_column, "in", list(days))]):
+            return added
         target = pa.schema(handle.schema().to_arrow())
         given = {name.lower(): i for i, name in enumerate(data.column_names)}
         columns = []
@@ -625,7 +635,8 @@ class DeltaTableStore(dg.ConfigurableResource):
         aligned = pa.Table.from_arrays(columns, schema=target)
         committed = CommitProperties(custom_metadata={"userMetadata": note}) if note is not None else None
         write_deltalake(
-            handle, aligned, mode="overwrite", predicate=predicate, commit_properties=committed,
+            handle, aligned, mode="overwrite", predicate=partition_predicate(partition_column, days),
+            commit_properties=committed,
             storage_options=self._options(),
         )  # fmt: skip
         return added
@@ -834,10 +845,18 @@ class DeltaTableStore(dg.ConfigurableResource):
             "checkpoint_version": dt.version(),
         }
 
-    def _add_columns(self, table: str, incoming: Sequence[Field]) -> tuple[str, ...]:
-        """Add the fields of ``incoming`` the table lacks (by name, any case) as nullable columns, committed with
-        ``deltalake`` before the rows; their names."""
-        known = {f.name.lower() for f in self.delta_table(table).schema().fields}
+    def _evolve_schema(self, table: str, incoming: Sequence[Field]) -> tuple[str, ...]:
+        """Refuse a column the table cannot take whichever way it is written (no type; more decimal places than
+        the table's column: the engine would round them), then add the fields of ``incoming`` the table lacks (by
+        name, any case) as nullable columns, committed with ``deltalake`` before the rows; their names."""
+        known = {f.name.lower(): f.type for f in self.delta_table(table).schema().fields}
+        for f in incoming:
+            kind, was = getattr(f.type, "type", None), getattr(known.get(f.name.lower()), "type", None)
+            if kind == "void":
+                raise TypeError(f"{table}: column {f.name} has no type (NULL): cast it to a type before writing")
+            scale, kept = _DECIMAL.fullmatch(kind or ""), _DECIMAL.fullmatch(was or "")
+            if scale and kept and int(scale[2]) > int(kept[2]):
+                raise TypeError(f"{table}: column {f.name} is {kind}, the table's {was}: its values would be rounded")
         new = [f for f in incoming if f.name.lower() not in known]
         if new:
             self.delta_table(table).alter.add_columns([_nullable(f) for f in new])
@@ -852,7 +871,7 @@ class DeltaTableStore(dg.ConfigurableResource):
         incoming = df.schema  # one analysis round-trip; ``df.columns`` would be another each time
         # Sail neither merges schemas on replaceWhere nor commits an empty schema-merging append, and it silently
         # drops unknown columns on overwrite: they are added with deltalake first, then checked.
-        added = self._add_columns(table, [Field.from_json(json.dumps(f.jsonValue())) for f in incoming.fields])
+        added = self._evolve_schema(table, [Field.from_json(json.dumps(f.jsonValue())) for f in incoming.fields])
         if added:
             now = {f.name.lower() for f in df.sparkSession.read.format("delta").load(uri).schema.fields}
             if not {c.lower() for c in added} <= now:

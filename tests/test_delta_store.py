@@ -105,6 +105,31 @@ def test_a_small_partition_write_is_committed_by_deltalake_on_the_kept_handle(
     assert store.day_rows("silver/t", partition_column="d", days=["2024-01-02"]) == {"2024-01-02": 1}
     store.replace_partitions("silver/t", one.limit(0), partition_column="d", days=["2024-01-02"])
     assert content(store, "silver/t") == [("a", 1, "2024-01-01"), ("c", 3, "2024-01-03")]
+    emptied = store.version("silver/t")
+    again = store.replace_partitions("silver/t", one.limit(0), partition_column="d", days=["2024-01-02"])
+    assert again.version == store.version("silver/t") == emptied  # nothing to write, nothing to remove: no commit
+
+
+def test_a_column_the_table_cannot_take_is_refused_before_anything_is_committed(
+    spark: SparkSession, store: DeltaTableStore
+) -> None:
+    """Either way a write goes: a column of no type (``NULL``) would leave a table Sail cannot read, and a decimal
+    with more places than the table's column would be rounded by the engine. Each is refused, naming the table
+    and the column, and the table is untouched."""
+    first = spark.sql("select 'a' k, cast(1.50 as decimal(18,2)) amt, date'2024-01-01' d")
+    store.replace_partitions("gold/t", first, partition_column="d", days=["2024-01-01"])
+    untyped = spark.sql("select 'b' k, cast(2.50 as decimal(18,2)) amt, null as z, date'2024-01-02' d")
+    with pytest.raises(TypeError, match="gold/t: column z has no type"):
+        store.replace_partitions("gold/t", untyped, partition_column="d", days=["2024-01-02"])
+    finer = spark.sql("select 'b' k, cast(2.555 as decimal(38,3)) amt, date'2024-01-02' d")
+    with pytest.raises(TypeError, match=r"gold/t: column amt is decimal\(38,3\), the table's decimal\(18,2\)"):
+        store.replace_partitions("gold/t", finer, partition_column="d", days=["2024-01-02"])
+    assert store.version("gold/t") == 0 and store.columns("gold/t") == [
+        ("k", "string"),
+        ("amt", "decimal128(18, 2)"),
+        ("d", "date32[day]"),
+    ]
+    assert spark.read.format("delta").load(store.table_uri("gold/t")).count() == 1
 
 
 def test_a_write_takes_the_tables_types_or_is_refused(
@@ -138,9 +163,16 @@ def test_a_write_takes_the_tables_types_or_is_refused(
     assert DeltaTable(store.table_uri("silver/typed")).version() == before
 
 
-def test_a_table_with_writer_features_deltalake_lacks_is_written_by_the_engine(
+def test_a_table_deltalake_would_write_otherwise_is_written_by_the_engine(
     spark: SparkSession, store: DeltaTableStore
 ) -> None:
+    """A day column that is not a date (``deltalake`` compares no text with a date), and writer features
+    ``deltalake`` lacks (deletion vectors)."""
+    texts = spark.createDataFrame([("a", "2024-01-01"), ("b", "2024-01-02")], "k string, d string")
+    store.replace_partitions("silver/text", texts, partition_column="d", days=["2024-01-01", "2024-01-02"])
+    store.replace_partitions("silver/text", texts.limit(1), partition_column="d", days=["2024-01-02"])
+    assert store.history("silver/text", 1)[0]["engineInfo"].startswith("sail")
+    assert sorted(r["k"] for r in DeltaTable(store.table_uri("silver/text")).to_pyarrow_table().to_pylist()) == ["a"]
     seed(spark, store)
     DeltaTable(store.table_uri("silver/t")).alter.set_table_properties({"delta.enableDeletionVectors": "true"})
     store.replace_partitions(
