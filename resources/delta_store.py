@@ -576,7 +576,12 @@ class DeltaTableStore(dg.ConfigurableResource):
         keys = tuple(d.isoformat() for d in parsed)
         rows = df.filter(predicate)
         uri = self.table_uri(table)
-        small = self._collect_small(rows) if self.exists(table) else None
+        # collected only for a table deltalake writes as the engine would (checked again under the lock)
+        small = (
+            self._collect_small(rows)
+            if self.exists(table) and self._deltalake_writes(table, partition_column)
+            else None
+        )
 
         def write() -> WriteResult:
             if not self.exists(table):
