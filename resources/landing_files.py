@@ -249,7 +249,7 @@ def read_csv_records(file: LandingFile, *, required: Sequence[str]) -> CsvFile:
         header_problem = "; ".join(filter(None, [f"header: {header.problem}", header_problem]))
     records = []
     for span in _record_spans(physical, header.last, width=len(columns)):
-        if not span.values and not span.problem:
+        if _blank(physical, span, width=len(columns)):
             read.blank += span.last - span.first + 1
             continue
         raw = "".join(physical[span.first - 1 : span.last]).rstrip("\r\n")
@@ -257,6 +257,14 @@ def read_csv_records(file: LandingFile, *, required: Sequence[str]) -> CsvFile:
     read.rows = len(records)
     read.invalid_utf8 = sum(1 for r in records if r["_invalid_utf8"])
     return CsvFile(columns, records, read)
+
+
+def _blank(physical: list[str], span: _Span, *, width: int) -> bool:
+    """A record of no fields, or one unquoted line of nothing but spaces and tabs (as in JSON lines); in a file
+    of one column such a line is that column's value."""
+    if not span.values:
+        return not span.problem
+    return width > 1 and span.first == span.last and not physical[span.first - 1].strip(" \t\r\n")
 
 
 def _physical_lines(text: str) -> list[str]:

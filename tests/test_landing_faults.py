@@ -506,6 +506,18 @@ def test_csv_reader_keeps_a_quoted_line_break_in_one_record(tmp_path, last_break
     assert (found.read.lines, found.read.rows, found.read.blank) == (11, 6, 0)
 
 
+def test_csv_reader_counts_whitespace_only_lines_as_blank(tmp_path) -> None:
+    """A line of spaces or tabs is blank, as in JSON lines (it was a record of one field, quarantined as
+    ``csv_shape``); a quoted blank field is still a record."""
+    data = "\n".join([HEADER, customer(1), "   ", "\t", customer(2), " \r", '"  "', ""]) + "\n"
+    found = csv_file(tmp_path, data)
+    assert [r["_line_number"] for r in found.records] == [2, 5, 7]
+    assert list(errors(found)) == [7] and errors(found)[7].startswith("shape:")
+    assert (found.read.lines, found.read.rows, found.read.blank) == (8, 3, 4)
+    one_column = csv_file(tmp_path, "customer_id\nC1\n   \n")
+    assert [r["customer_id"] for r in one_column.records] == ["C1", "   "]  # that column's value
+
+
 def test_csv_reader_a_stray_quote_before_a_quoted_line_break(tmp_path) -> None:
     """The stray quote used to close on the next record's opening quote, merging everything in between."""
     rows = [customer(1), customer(2).replace(",", ',"', 1), customer(3), *QUOTED[1:3], customer(7)]
