@@ -46,7 +46,7 @@ from medallion_assets.quality.gate import (
     percent,
 )
 from medallion_assets.quality.rules import FAILURES, REASONS, WARNINGS, RuleSet, evaluate, is_valid, rule_counts
-from medallion_assets.quiet import chosen_dagster_apis
+from medallion_assets.quiet import chosen_dagster_apis, gated_by_publish
 from medallion_assets.transforms import RANK, WORKING_PREFIX, rank_latest
 from resources.delta_store import DeltaTableStore, WriteResult, storage_refusal
 from resources.engine import SparkEngine
@@ -739,6 +739,9 @@ def asset_args(spec: TableSpec) -> dict[str, Any]:
         )
         for c in spec.all_checks
     ]
+    for check in checks:
+        if check.blocking:
+            gated_by_publish(check.key)
 
     return {
         "name": spec.table.replace("/", "__"),

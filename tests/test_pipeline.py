@@ -66,6 +66,27 @@ def test_two_partitions_end_to_end(resources, store, sample: GenerationReport) -
         assert meta["partitions"] == ["2024-01-01", "2024-01-02"]  # the run's fields are on every partition
 
 
+def test_a_range_run_gives_no_notice_about_checks_it_gates_itself(resources, sample, caplog) -> None:
+    """A range logs its read-back checks per day and fails the step on a blocking one: Dagster's notice that
+    they "emitted no result" and downstream "will proceed without gating" (14 of them in ``make demo``) is
+    dropped for them, and kept for any other check."""
+    import logging
+
+    from medallion_assets.quiet import PLAN_LOGGER
+
+    with caplog.at_level(logging.WARNING):
+        assert materialize_days(resources, "2024-01-01", "2024-01-02").success
+    assert not [r for r in caplog.records if "emitted no result" in r.getMessage()]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        for key in ("silver/orders:row_accounting", "silver/orders:someone_elses_check"):
+            logging.getLogger(PLAN_LOGGER).warning(
+                f"Blocking asset check '{key}' emitted no result in step 'silver__orders'; downstream step "
+                "'gold__daily_sales' will proceed without gating on it."
+            )
+    assert [r.getMessage().split("'")[1] for r in caplog.records] == ["silver/orders:someone_elses_check"]
+
+
 def test_a_long_run_keeps_day_lists_on_their_own_partitions(resources, store, sample) -> None:
     """Dagster copies a range run's metadata onto every partition: beyond ``gate_events_max_days`` days the run's
     day and file lists stay on each day's own materialization (365 days × 365 entries made a year's backfill
