@@ -238,8 +238,11 @@ def read_csv_records(file: LandingFile, *, required: Sequence[str]) -> CsvFile:
     text = data.decode("utf-8", "surrogateescape")
     physical = _physical_lines(text)
     read.lines = len(physical)
-    header = next(_record_spans(physical), None)
-    if header is None:
+    for header in _record_spans(physical):  # blank lines before the header are blank lines, not the header
+        if not _blank(physical, header, width=None):
+            break
+        read.blank += header.last - header.first + 1
+    else:
         return CsvFile([], [], read)
     columns, header_problem = _header(header.values, required)
     if header_problem and header.last > header.first:  # a stray quote may have folded records into the header
@@ -259,12 +262,12 @@ def read_csv_records(file: LandingFile, *, required: Sequence[str]) -> CsvFile:
     return CsvFile(columns, records, read)
 
 
-def _blank(physical: list[str], span: _Span, *, width: int) -> bool:
+def _blank(physical: list[str], span: _Span, *, width: int | None) -> bool:
     """A record of no fields, or one unquoted line of nothing but spaces and tabs (as in JSON lines); in a file
-    of one column such a line is that column's value."""
+    of one column (``width``; None before the header) such a line is that column's value."""
     if not span.values:
         return not span.problem
-    return width > 1 and span.first == span.last and not physical[span.first - 1].strip(" \t\r\n")
+    return width != 1 and span.first == span.last and not physical[span.first - 1].strip(" \t\r\n")
 
 
 def _physical_lines(text: str) -> list[str]:

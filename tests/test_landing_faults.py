@@ -508,7 +508,8 @@ def test_csv_reader_keeps_a_quoted_line_break_in_one_record(tmp_path, last_break
 
 def test_csv_reader_counts_whitespace_only_lines_as_blank(tmp_path) -> None:
     """A line of spaces or tabs is blank, as in JSON lines (it was a record of one field, quarantined as
-    ``csv_shape``); a quoted blank field is still a record."""
+    ``csv_shape``); a quoted blank field is still a record. Blank lines before the header are blank too (the
+    first was taken as the header, and every record of the file failed ``csv_header``)."""
     data = "\n".join([HEADER, customer(1), "   ", "\t", customer(2), " \r", '"  "', ""]) + "\n"
     found = csv_file(tmp_path, data)
     assert [r["_line_number"] for r in found.records] == [2, 5, 7]
@@ -516,6 +517,11 @@ def test_csv_reader_counts_whitespace_only_lines_as_blank(tmp_path) -> None:
     assert (found.read.lines, found.read.rows, found.read.blank) == (8, 3, 4)
     one_column = csv_file(tmp_path, "customer_id\nC1\n   \n")
     assert [r["customer_id"] for r in one_column.records] == ["C1", "   "]  # that column's value
+    late_header = csv_file(tmp_path, "\n \t\n" + HEADER + "\n" + customer(1) + "\n")  # the header was line 1
+    assert errors(late_header) == {} and [r["_line_number"] for r in late_header.records] == [4]
+    assert late_header.records[0]["customer_id"] == "C1"
+    assert (late_header.read.lines, late_header.read.rows, late_header.read.blank) == (4, 1, 2)
+    assert csv_file(tmp_path, "\n  \n").read.blank == 2  # nothing but blank lines: no header, no record
 
 
 def test_csv_reader_a_stray_quote_before_a_quoted_line_break(tmp_path) -> None:
