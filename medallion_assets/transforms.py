@@ -45,17 +45,19 @@ def parse_lines(lines: DataFrame, fields: Iterable[str], *, keys_from_map: bool 
 
 
 def _keys_of_one_object(value: Column, parsed_fields: Column, fields: list[str]) -> Column:
-    """``json_object_keys`` of a line that is one JSON object; null for any other line.
+    """``json_object_keys`` of a line that is one JSON object the engine's parses read; null for any other line.
 
-    ``json_object_keys`` reads a line's first value only: ``{..}{..}``, ``{..} text`` and ``{..},`` have keys.
-    The struct parse refuses such a line (every field null), so a line with keys and no contract field is
-    checked again, strictly, as the only element of a JSON array (the few such lines only: ``CASE``)."""
+    ``json_object_keys`` reads a line's first value only (``{..}{..}``, ``{..} text`` and ``{..},`` have keys),
+    and reads nesting deeper than the engine's parses do (Sail 0.7's give up from 127 levels, its key list from
+    about 250). The struct parse gives every field null for such a line, so a line with keys and no contract
+    field is parsed again as a map, null unless the line is one object the parses read: only those few lines
+    (the inner ``CASE``)."""
     keys = F.json_object_keys(value)
     no_field = F.lit(True)
     for name in fields:
         no_field = no_field & parsed_fields.getField(name).isNull()
-    one_value = F.json_array_length(F.concat(F.lit("["), value, F.lit("]"))) == 1
-    return F.when(keys.isNotNull() & no_field & ~F.coalesce(one_value, F.lit(False)), F.lit(None)).otherwise(keys)
+    readable = F.from_json(value, "map<string,string>").isNotNull()
+    return F.when(keys.isNotNull() & no_field, F.when(readable, keys)).otherwise(keys)
 
 
 def outside_contract(fields: Iterable[str]) -> Column:

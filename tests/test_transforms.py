@@ -101,11 +101,14 @@ def test_parsed_lines_keep_a_lines_text_only_where_bronze_reads_it_again(lines) 
 def test_a_line_holding_more_than_one_json_value_is_kept_whole_as_corrupt(lines, keys_from_map: bool) -> None:
     """An object followed by more JSON or text (two objects with no line break, a trailing comma or brace, lines
     joined by a lone carriage return) is not one JSON object: kept whole in ``_corrupt_record``, failing
-    ``json_object``. Objects whose contract fields are all absent or null are still objects."""
+    ``json_object``; nor is an object nested deeper than the engine's parses read (127 to about 250 levels lost
+    every field: the key list read it, the parses did not). Objects whose contract fields are all absent or null
+    are still objects."""
     one = json.dumps(order(order_id="K1"))
+    deep = [f'{{"order_id": "K3", "x": {"[" * d}1{"]" * d}}}' for d in (130, 200)]
     joined = [one + json.dumps(order(order_id="K2")), one + " trailing", one + ",", one + "}", one + "\r" + one,
-              '{"zz": 1}' + one, one + ", " + one]  # fmt: skip
-    objects = ["{}", '{"zz": 1}', '{"order_id": null}', one + "  "]
+              '{"zz": 1}' + one, one + ", " + one, *deep, '{"x": ' + '{"a": ' * 140 + "1" + "}" * 141]  # fmt: skip
+    objects = ["{}", '{"zz": 1}', '{"order_id": null}', '{"zz": [1, {"a": [2]}]}', one + "  "]
     rows = {r._line_number: r for r in bronze(lines(*joined, *objects), keys_from_map=keys_from_map).collect()}
     for n, line in enumerate(joined, start=1):
         assert rows[n]._corrupt_record == line, n
