@@ -481,6 +481,8 @@ def _record(run: Run, outcomes: Sequence[DayOutcome], write: WriteResult | None)
             "next run reconciles them"
         )
         return {"run_log_pending": dg.MetadataValue.bool(True)}
+    if write is not None and write.table == run.spec.table:
+        run_log.logged_commit(run.store, write.table, write.version_before, write.version)
     run.context.log_event(
         dg.AssetMaterialization(asset_key=RUN_LOG_KEY, metadata={"rows_added": len(outcomes), "delta_version": version})
     )

@@ -24,6 +24,8 @@ TABLE = "monitoring/pipeline_runs"
 NOTE_KEY = "medallion_run_log"
 #: How many recent commits of a table are checked for rows missing from the log.
 RECONCILE_COMMITS = 20
+#: The table-store mark up to which a table's commits are known to have their rows in the log.
+RECONCILED = "run_log_reconciled"
 ARROW_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()), ("run_mode", pa.string()), ("asset", pa.string()), ("layer", pa.string()),
@@ -95,14 +97,25 @@ def record(store: DeltaTableStore, rows: Sequence[RunLogRow]) -> int:
 
 def reconcile(store: DeltaTableStore, tables: Iterable[str]) -> list[RunLogRow]:
     """Append the run-log rows that recent commits of ``tables`` carry but the log lacks (a run that died or
-    failed to write the log after publishing); returns what was added."""
+    failed to write the log after publishing); returns what was added. Only the commits after a table's
+    ``RECONCILED`` mark are read (the latest ``RECONCILE_COMMITS`` when it has none), and the mark moves on once
+    their rows are in the log."""
     missing: list[RunLogRow] = []
+    checked: dict[str, int] = {}
     for table in tables:
+        current = store.version(table)
+        since = store.marked_version(table, RECONCILED) if current is not None else None
+        if current is None or since == current:
+            continue
+        since = since if since is not None and since < current else None
+        fresh = RECONCILE_COMMITS if since is None else min(current - since, RECONCILE_COMMITS)
         noted = [
             (version, note)
-            for version, notes in store.commit_notes(table, NOTE_KEY, limit=RECONCILE_COMMITS)
+            for version, notes in store.commit_notes(table, NOTE_KEY, limit=fresh, after=since)
+            if version <= current
             for note in notes
         ]
+        checked[table] = current
         if not noted:
             continue
         logged = _logged_attempts(store, table, {note.get("run_id") for _, note in noted})
@@ -117,7 +130,18 @@ def reconcile(store: DeltaTableStore, tables: Iterable[str]) -> list[RunLogRow]:
             LOG.warning("reconciled %d run-log row(s) from Delta commits: %s", len(missing), _describe(missing))
         except Exception as exc:  # the commits still carry them: decisions below use them either way
             LOG.error("could not append %d reconciled row(s) to %s: %s", len(missing), TABLE, exc)
+            return missing
+    for table, version in checked.items():
+        store.set_mark(table, RECONCILED, version)
     return missing
+
+
+def logged_commit(store: DeltaTableStore, table: str, before: int, version: int) -> None:
+    """After a run appended the log rows its own commit ``version`` of ``table`` carries: move the table's
+    ``RECONCILED`` mark on to it when the mark stood at ``before``, the commit just before it (-1: the commit
+    created the table)."""
+    if version == before + 1 and (before == -1 or store.marked_version(table, RECONCILED) == before):
+        store.set_mark(table, RECONCILED, version)
 
 
 def _describe(rows: Sequence[RunLogRow]) -> str:

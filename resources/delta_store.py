@@ -768,11 +768,16 @@ class DeltaTableStore(dg.ConfigurableResource):
 
         return self._commit(table, write, what=f"append {table}", compact=True)
 
-    # -- commit notes and per-day sizes (deltalake: no engine needed) ------------------------------------------
-    def commit_notes(self, table: str, key: str, *, limit: int) -> list[tuple[int, list[dict[str, Any]]]]:
-        """``(version, notes[key])`` of the latest ``limit`` commits of ``table`` whose note carries ``key``."""
+    # -- commit notes, marks and per-day sizes (deltalake: no engine needed) -----------------------------------
+    def commit_notes(
+        self, table: str, key: str, *, limit: int, after: int | None = None
+    ) -> list[tuple[int, list[dict[str, Any]]]]:
+        """``(version, notes[key])`` of the latest ``limit`` commits of ``table`` (those after version ``after``)
+        whose note carries ``key``."""
         found = []
         for commit in self.history(table, limit):
+            if after is not None and int(commit["version"]) <= after:
+                continue
             raw = commit.get("userMetadata")
             try:
                 note = json.loads(raw) if isinstance(raw, str) else None
@@ -781,6 +786,40 @@ class DeltaTableStore(dg.ConfigurableResource):
             if isinstance(note, dict) and isinstance(note.get(key), list):
                 found.append((int(commit["version"]), note[key]))
         return found
+
+    def marked_version(self, table: str, mark: str) -> int | None:
+        """The version of ``table`` last kept as ``mark`` (``set_mark``); None when there is none, it cannot be
+        read, or that commit is not the one marked any more (the table was removed and created again)."""
+        filesystem, path = self.filesystem(self._mark_uri(table, mark))
+        try:
+            with filesystem.open_input_stream(path) as handle:
+                kept = json.loads(handle.read())
+            version = int(kept["version"])
+            stamp = self._commit_stamp(self.table_uri(table), version)
+            return version if list(stamp) == kept["stamp"] and None not in stamp else None
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError) as exc:  # torn or foreign: as if never marked
+            LOG.warning("%s: ignoring its mark %r (%s)", table, mark, exc)
+            return None
+
+    def set_mark(self, table: str, mark: str, version: int) -> None:
+        """Keep ``version`` of ``table`` as ``mark``: a reader's place in the table's commits, for the next
+        process, under ``<root>/_marks/<mark>/``. Best effort: a mark not kept only costs the next reader more."""
+        stamp = self._commit_stamp(self.table_uri(table), version)
+        filesystem, path = self.filesystem(self._mark_uri(table, mark))
+        try:
+            filesystem.create_dir(path.rpartition("/")[0], recursive=True)
+            with filesystem.open_output_stream(path) as handle:
+                handle.write(json.dumps({"version": version, "stamp": list(stamp)}).encode())
+        except OSError as exc:
+            LOG.warning("%s: could not keep its mark %r at version %d: %s", table, mark, version, exc)
+
+    def _mark_uri(self, table: str, mark: str) -> str:
+        self.table_uri(table)  # a valid table name, or InvalidTableName
+        if not _COLUMN.fullmatch(mark):
+            raise ValueError(f"mark {mark!r} is not a plain name")
+        return f"{self.root_uri}/_marks/{mark}/{table.replace('/', '__')}.json"
 
     def day_rows(self, table: str, *, partition_column: str, days: Iterable[str]) -> dict[str, int]:
         """Rows each of ``days`` holds now, from the Delta log's file statistics (days without rows: 0)."""

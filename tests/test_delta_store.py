@@ -449,6 +449,29 @@ def test_a_table_removed_and_created_again_is_read_afresh(spark: SparkSession, s
     assert store.delta_table("monitoring/notes").to_pyarrow_table().column("n").to_pylist() == [5]
 
 
+def test_a_mark_holds_a_version_of_the_table_it_was_set_on(store: DeltaTableStore) -> None:
+    """A reader's place in a table's commits, kept for the next process; gone with the commit it names."""
+    import shutil
+
+    assert store.marked_version("monitoring/notes", "read") is None
+    for n in range(3):
+        store.append_rows("monitoring/notes", [{"n": n}])
+    store.set_mark("monitoring/notes", "read", 1)
+    assert DeltaTableStore(root=store.root).marked_version("monitoring/notes", "read") == 1
+    assert store.marked_version("monitoring/notes", "other") is None
+    # removed and created again: version 1 is another commit now
+    shutil.rmtree(store.table_uri("monitoring/notes"))
+    for n in range(3):
+        store.append_rows("monitoring/notes", [{"n": n}])
+    assert store.marked_version("monitoring/notes", "read") is None
+    store.set_mark("monitoring/notes", "read", 2)
+    [kept] = (Path(store.root) / "_marks" / "read").iterdir()
+    kept.write_text('{"version": 2, "sta')  # torn
+    assert store.marked_version("monitoring/notes", "read") is None
+    with pytest.raises(InvalidTableName):
+        store.set_mark("../notes", "read", 1)
+
+
 def test_arrow_reads_go_through_the_native_filesystem(
     spark: SparkSession, store: DeltaTableStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

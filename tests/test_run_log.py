@@ -12,6 +12,7 @@ from deltalake import DeltaTable
 from medallion_assets import run_log
 from medallion_assets.definitions import ASSETS, CHECKS, TABLES
 from medallion_assets.sample_data import generate, generate_customers, generate_payments
+from resources.delta_store import DeltaTableStore
 
 from .conftest import materialize_days, range_tags
 
@@ -72,6 +73,34 @@ def test_a_failed_run_log_write_never_refuses_the_next_layer(resources, store, l
     assert attempt["passed"] is True and attempt["run_id"] == bronze.run_id
     log = DeltaTable(store.table_uri(run_log.TABLE)).to_pandas()
     assert log[log.asset == "bronze/orders"].reconciled.tolist() == [True]
+
+
+def test_only_the_commits_after_the_reconciled_mark_are_read(resources, store, landing_root, monkeypatch) -> None:
+    """Each step read its table's and its upstreams' last 20 commits (a year's range note among them) and looked
+    them up in the log: about 0.1 s a day's run. A run that logged its own commit moves the mark on to it."""
+    generate(landing_root, days=2, orders_per_day=300, seed=8)
+    assert materialize_days(resources, "2024-01-01", selection="bronze/orders").success
+    read: list[tuple[int, int | None]] = []
+    original_notes, original_record = DeltaTableStore.commit_notes, run_log.record
+
+    def notes(self, table, key, *, limit, after=None):
+        read.append((limit, after))
+        return original_notes(self, table, key, limit=limit, **({} if after is None else {"after": after}))
+
+    def broken(store_, rows):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(DeltaTableStore, "commit_notes", notes)
+    assert run_log.reconcile(store, ["bronze/orders"]) == [] and read == []  # the log holds the last commit
+    monkeypatch.setattr(run_log, "record", broken)
+    second = materialize_days(resources, "2024-01-02", selection="bronze/orders")
+    assert second.success and read == []
+    monkeypatch.setattr(run_log, "record", original_record)
+    [row] = run_log.reconcile(store, ["bronze/orders"])  # the commit whose log write failed, and only that one
+    assert (row.run_id, row.partition, row.reconciled) == (second.run_id, "2024-01-02", True)
+    assert read == [(1, store.version("bronze/orders") - 1)]
+    assert run_log.reconcile(store, ["bronze/orders"]) == [] and len(read) == 1
+    assert run_log.latest_attempts(store, "bronze/orders", ["2024-01-02"])["2024-01-02"]["run_id"] == second.run_id
 
 
 @pytest.mark.parametrize("table", ["bronze/orders", "silver/orders"])
