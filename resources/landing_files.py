@@ -24,7 +24,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from json.decoder import scanstring
 
 import numpy as np
@@ -280,6 +280,8 @@ def _physical_lines(text: str) -> list[str]:
 #: A line read alone that ends inside a quoted field: a stray quote, or a quoted line break in a record that
 #: did not come out well formed.
 OPEN_QUOTE = "unbalanced quote (a quoted field opened on this line is not closed)"
+#: A line whose quoted field is followed by more text before the next delimiter (``"Cust"3``).
+MID_FIELD_QUOTE = "a quoted field closes mid-field (text follows its closing quote)"
 
 
 @dataclass
@@ -301,26 +303,37 @@ def _record_spans(physical: list[str], start: int = 0, width: int | None = None)
     while start < len(physical):
         for span in _parse(physical, start, len(physical)):
             if span.problem or (span.last > span.first and _folded(physical, span, width)):
-                yield _line_alone(physical, span.first)
+                yield _quotes_checked(physical, _line_alone(physical, span.first))
                 start = span.first
                 break
-            yield span
+            yield _quotes_checked(physical, span)
         else:
             return
 
 
 def _folded(physical: list[str], span: _Span, width: int | None) -> bool:
     """Whether a record spanning several lines is lines a stray quote folded up to the next quote, not a record
-    with quoted line breaks: it has not ``width`` fields, or a quoted field of it closes other than just before a
-    delimiter or a line break (the lenient reader takes such a quote as text, a strict one refuses it)."""
-    if width is not None and len(span.values) != width:
-        return True
+    with quoted line breaks: it has not ``width`` fields, or a quoted field of it closes mid-field."""
+    return (width is not None and len(span.values) != width) or not _reads_strictly(physical, span)
+
+
+def _quotes_checked(physical: list[str], span: _Span) -> _Span:
+    """``span``, failing with ``MID_FIELD_QUOTE`` when it is one line whose quoted field closes mid-field
+    (``C3,"Cust"3,…``: the lenient reader took ``Cust3`` without a word)."""
+    if span.problem or span.last > span.first or '"' not in physical[span.first - 1]:
+        return span
+    return span if _reads_strictly(physical, span) else replace(span, problem=MID_FIELD_QUOTE)
+
+
+def _reads_strictly(physical: list[str], span: _Span) -> bool:
+    """Whether every quoted field of ``span`` closes just before a delimiter or a line break (the lenient
+    reader takes what follows a closing quote as text, a strict one refuses it)."""
     try:
         for _ in csv.reader(physical[span.first - 1 : span.last], strict=True):
             pass
     except csv.Error:
-        return True
-    return False
+        return False
+    return True
 
 
 def _line_alone(physical: list[str], number: int) -> _Span:

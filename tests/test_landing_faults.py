@@ -566,6 +566,27 @@ def test_csv_reader_stray_quotes_on_consecutive_lines_fail_one_line_each(tmp_pat
     assert [r["customer_id"] for r in found.records if not r["_csv_error"]] == [f"C{i}" for i in (1, 2, 3, 7, 8, 9, 10)]
 
 
+def test_csv_reader_a_quote_closing_mid_field_fails_its_line(tmp_path) -> None:
+    """``C3,"Cust"3,…`` read as the name ``Cust3``: the lenient reader took the text after a closing quote into
+    the field without a word. Such a line now fails ``csv_shape`` alone; quotes as text in an unquoted field and
+    doubled quotes inside a quoted one stay values."""
+    rows = [customer(i) for i in range(1, 7)]
+    rows[2] = rows[2].replace("Cust 3", '"Cust"3')
+    rows[3] = rows[3].replace("c4@example.com", '"c4@example.com" ')  # a space after the closing quote
+    rows[4] = rows[4].replace("Cust 5", 'Cust "5"')  # a quote inside an unquoted field is text
+    rows[5] = rows[5].replace("Cust 6", '"Cust ""6"""')
+    found = csv_file(tmp_path, "".join(f"{r}\n" for r in [HEADER, *rows]))
+    assert [r["_line_number"] for r in found.records] == list(range(2, 8))
+    problem = errors(found)
+    assert list(problem) == [4, 5] and all(p.startswith("shape:") and "quote" in p for p in problem.values())
+    assert [r["_raw_record"] for r in found.records] == rows
+    assert [r["name"] for r in found.records][4:] == ['Cust "5"', 'Cust "6"']
+    folded = QUOTED[1].replace('Lines"', 'Lines"x')  # a quoted line break whose quote closes mid-field
+    quoted_break = csv_file(tmp_path, "".join(f"{r}\n" for r in [HEADER, folded, customer(3)]))
+    assert list(errors(quoted_break)) == [2, 3] and [r["_line_number"] for r in quoted_break.records] == [2, 3, 4]
+    assert "quote" in errors(quoted_break)[2] and quoted_break.records[2]["customer_id"] == "C3"
+
+
 def test_csv_reader_a_stray_quote_in_the_header_keeps_every_record(tmp_path) -> None:
     rows = [customer(i) for i in range(1, 11)]
     rows[4] = customer(5, name='"Cust 5"')  # a quote for the header's stray one to close on
