@@ -9,7 +9,7 @@ from functools import partial
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from medallion_assets.orders_contract import iso_timestamp
+from medallion_assets.orders_contract import identifier, iso_timestamp
 from medallion_assets.quality.rules import Rule, RuleSet, present
 
 SOURCE = "customers"
@@ -96,5 +96,6 @@ RULES = RuleSet(
 
 
 def typed(bronze: DataFrame) -> DataFrame:
-    """Bronze customer rows with ``t_updated_at`` (UTC timestamp or null)."""
-    return bronze.withColumn("t_updated_at", iso_timestamp(F.col("updated_at")))
+    """Bronze customer rows with the key as silver compares it (``identifier``) and ``t_updated_at`` (UTC
+    timestamp or null)."""
+    return bronze.withColumn(KEY, identifier(F.col(KEY))).withColumn("t_updated_at", iso_timestamp(F.col("updated_at")))

@@ -40,6 +40,12 @@ EXPONENT = r"[eE]"
 CURRENCY = r"^[A-Z]{3}$"
 
 
+def identifier(raw: Column) -> Column:
+    """A key as silver compares it: without leading and trailing spaces (bronze keeps the text as landed), so
+    ``"C1 "`` is customer ``C1``, not a second one."""
+    return F.trim(raw)
+
+
 def iso_timestamp(raw: Column) -> Column:
     """UTC timestamp of an ISO-8601 string with offset; null for anything else."""
     return F.when(raw.rlike(ISO_TS), raw.try_cast("timestamp"))
@@ -61,8 +67,8 @@ def numeric(name: str) -> Column:
 def typed_columns() -> dict[str, Column]:
     """Silver's typed value for each contract field, computed from bronze's raw strings."""
     return {
-        "order_id": F.col("order_id"),
-        "customer_id": F.col("customer_id"),
+        "order_id": identifier(F.col("order_id")),
+        "customer_id": identifier(F.col("customer_id")),
         "order_ts": iso_timestamp(F.col("order_ts")),
         "status": F.col("status"),
         "amount": decimal_amount(F.col("amount")),

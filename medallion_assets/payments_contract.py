@@ -5,7 +5,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from medallion_assets.json_source import JsonContract, on_parsed
-from medallion_assets.orders_contract import AMOUNT_TYPE, CURRENCY, decimal_amount, iso_timestamp, numeric
+from medallion_assets.orders_contract import AMOUNT_TYPE, CURRENCY, decimal_amount, identifier, iso_timestamp, numeric
 from medallion_assets.quality.rules import Rule
 
 SOURCE = "payments"
@@ -18,8 +18,8 @@ MAX_AMOUNT = 1_000_000
 
 def typed_columns() -> dict[str, Column]:
     return {
-        "payment_id": F.col("payment_id"),
-        "order_id": F.col("order_id"),
+        "payment_id": identifier(F.col("payment_id")),
+        "order_id": identifier(F.col("order_id")),
         "paid_at": iso_timestamp(F.col("paid_at")),
         "amount": decimal_amount(F.col("amount")).cast(AMOUNT_TYPE),
         "currency": F.col("currency"),
