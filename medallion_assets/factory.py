@@ -27,7 +27,7 @@ import dagster as dg
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from medallion_assets import pipes_wire, run_log
+from medallion_assets import arrow_memory, pipes_wire, run_log
 from medallion_assets.check_events import log_evaluations
 from medallion_assets.ingest import LANDED_LINES, SOURCE_FILE
 from medallion_assets.partitions import DAILY, RANGE_POLICY, run_days, table_pool
@@ -785,6 +785,8 @@ def _gated_asset(spec: TableSpec) -> dg.AssetsDefinition:
             if why is None:
                 raise
             raise dg.Failure(description=_refused_write(run, why)) from exc
+        finally:
+            arrow_memory.release_arrow_memory()
 
     return _asset
 

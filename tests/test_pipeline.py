@@ -87,6 +87,30 @@ def test_a_range_run_gives_no_notice_about_checks_it_gates_itself(resources, sam
     assert [r.getMessage().split("'")[1] for r in caplog.records] == ["silver/orders:someone_elses_check"]
 
 
+def test_each_step_gives_back_the_arrow_memory_it_freed(resources, sample, monkeypatch) -> None:
+    """pyarrow's pool keeps the blocks a step freed (the landing reader's, the rows collected for a write,
+    pandera's frames): 150-300 MB a step on the bench's 5M lines stayed resident under the next step's peak."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from medallion_assets import arrow_memory
+
+    def rss_mb() -> float:
+        return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
+
+    before = rss_mb()
+    blocks = [pc.add(pa.array(np.arange(1_000_000)), 1) for _ in range(40)]  # 320 MB from the pool
+    del blocks
+    kept = rss_mb()
+    arrow_memory.release_arrow_memory()
+    assert kept - before > 200 and kept - rss_mb() > 200, (before, kept, rss_mb())
+    released: list[int] = []
+    monkeypatch.setattr(arrow_memory, "release_arrow_memory", lambda: released.append(1))
+    assert materialize_days(resources, "2024-01-01").success
+    assert len(released) == 5  # bronze, silver and gold, and the two pandera checks
+
+
 def test_a_long_run_keeps_day_lists_on_their_own_partitions(resources, store, sample) -> None:
     """Dagster copies a range run's metadata onto every partition: beyond ``gate_events_max_days`` days the run's
     day and file lists stay on each day's own materialization (365 days × 365 entries made a year's backfill

@@ -15,6 +15,7 @@ import pyarrow
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from medallion_assets import arrow_memory
 from medallion_assets.quality.gate import DayOutcome
 from medallion_assets.quality.schemas import arrow_frame
 from resources.delta_store import DeltaTableStore
@@ -162,7 +163,10 @@ def pandera_check(
                                           columns=columns))
             for block in _day_blocks(model, store, settings, table, partition_column, days)
         )  # fmt: skip
-        result, failed_days = validate(model, frames, day_column=partition_column)
+        try:
+            result, failed_days = validate(model, frames, day_column=partition_column)
+        finally:
+            arrow_memory.release_arrow_memory()
         if days and len(days) > 1:  # one evaluation per day (failed days only in long runs), as for every check
             for day in days if len(days) <= settings.gate_events_max_days else sorted(failed_days):
                 yield dg.AssetCheckEvaluation(
