@@ -115,7 +115,8 @@ def reconcile(store: DeltaTableStore, tables: Iterable[str]) -> list[RunLogRow]:
             if version <= current
             for note in notes
         ]
-        checked[table] = current
+        if store.version(table) == current:  # else a commit landed meanwhile and may have hidden one: not marked
+            checked[table] = current
         if not noted:
             continue
         logged = _logged_attempts(store, table, {note.get("run_id") for _, note in noted})
