@@ -111,7 +111,7 @@ def reconcile(store: DeltaTableStore, tables: Iterable[str]) -> list[RunLogRow]:
         fresh = RECONCILE_COMMITS if since is None else min(current - since, RECONCILE_COMMITS)
         noted = [
             (version, note)
-            for version, notes in store.commit_notes(table, NOTE_KEY, limit=fresh, after=since)
+            for version, notes in store.commit_notes(table, NOTE_KEY, limit=fresh)  # the commits after ``since``
             if version <= current
             for note in notes
         ]

@@ -769,15 +769,10 @@ class DeltaTableStore(dg.ConfigurableResource):
         return self._commit(table, write, what=f"append {table}", compact=True)
 
     # -- commit notes, marks and per-day sizes (deltalake: no engine needed) -----------------------------------
-    def commit_notes(
-        self, table: str, key: str, *, limit: int, after: int | None = None
-    ) -> list[tuple[int, list[dict[str, Any]]]]:
-        """``(version, notes[key])`` of the latest ``limit`` commits of ``table`` (those after version ``after``)
-        whose note carries ``key``."""
+    def commit_notes(self, table: str, key: str, *, limit: int) -> list[tuple[int, list[dict[str, Any]]]]:
+        """``(version, notes[key])`` of the latest ``limit`` commits of ``table`` whose note carries ``key``."""
         found = []
         for commit in self.history(table, limit):
-            if after is not None and int(commit["version"]) <= after:
-                continue
             raw = commit.get("userMetadata")
             try:
                 note = json.loads(raw) if isinstance(raw, str) else None

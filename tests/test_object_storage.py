@@ -146,7 +146,6 @@ def test_store_verbs_scratch_and_maintenance_on_s3(
     expected = [("a", 1, "2024-01-01"), ("b2", 20, "2024-01-02"), ("c", 3, "2024-01-03")]
     assert content(s3_store.table_uri("silver/t"), s3) == expected
     assert s3_store.commit_notes("silver/t", "k", limit=5) == [(1, [1])] and s3_store.version("silver/t") == 1
-    assert s3_store.commit_notes("silver/t", "k", limit=5, after=1) == []
     assert s3_store.marked_version("silver/t", "read") is None
     s3_store.set_mark("silver/t", "read", 1)
     assert s3_store.marked_version("silver/t", "read") == 1 and s3.objects(f"{bucket}/lh/_marks")
