@@ -99,6 +99,7 @@ def test_each_step_gives_back_the_arrow_memory_it_freed(resources, sample, monke
     def rss_mb() -> float:
         return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
 
+    arrow_memory.release_arrow_memory()  # what earlier tests left in the pool
     before = rss_mb()
     blocks = [pc.add(pa.array(np.arange(1_000_000)), 1) for _ in range(40)]  # 320 MB from the pool
     del blocks
