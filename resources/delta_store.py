@@ -86,6 +86,10 @@ _TABLE = re.compile(r"[a-z][a-z0-9_]*/[a-z][a-z0-9_]*")
 _COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DECIMAL = re.compile(r"decimal\((\d+),\s*(\d+)\)")
 OWNER_LOCK = ".owner"
+#: Write options of staged scratch, read back once or twice and removed: snappy and no dictionary encoding (the
+#: engine's defaults, zstd and dictionaries, cost a range's silver 1-2 s; BENCHMARKS item 31). Sail reads
+#: ``dictionary_enabled``, JVM Spark ``parquet.enable.dictionary``; each ignores the other's.
+SCRATCH_PARQUET = {"compression": "snappy", "dictionary_enabled": "false", "parquet.enable.dictionary": "false"}
 #: This process's scratch folder per lakehouse root, with the open handle that holds its owner lock.
 _SCRATCH_OWNERS: dict[str, tuple[str, Any]] = {}
 #: A partition write into an existing table of at most this many rows is collected in Arrow and committed with
@@ -506,7 +510,7 @@ class DeltaTableStore(dg.ConfigurableResource):
         parts = list(df) if isinstance(df, list | tuple) else [df]
         with self.scratch(name) as uri:
             for i, part in enumerate(parts):
-                part.write.mode("append" if i else "overwrite").parquet(uri)
+                part.write.mode("append" if i else "overwrite").options(**SCRATCH_PARQUET).parquet(uri)
             yield parts[0].sparkSession.read.schema(parts[0].schema).parquet(uri)
 
     def _remove_scratch(self, uri: str) -> None:

@@ -330,6 +330,20 @@ def test_staged_frame_is_computed_once_and_removed(spark: SparkSession, store: D
         store.staged(source, name="../x").__enter__()
 
 
+def test_staged_scratch_is_written_for_speed_not_size(spark: SparkSession, store: DeltaTableStore) -> None:
+    """Scratch is read back once or twice and then removed: snappy, no dictionary (the engine's defaults, zstd and
+    dictionaries, cost a wide range's silver 1-2 s; BENCHMARKS item 31)."""
+    import pyarrow.parquet as pq
+
+    seed(spark, store)
+    scratch = Path(store.scratch_folder())
+    with store.staged(store.read(spark, "silver/t"), name="t"):
+        [file, *_] = sorted(scratch.glob("t-*/*.parquet"))
+        column = pq.ParquetFile(file).metadata.row_group(0).column(0)
+        assert column.compression == "SNAPPY"
+        assert "RLE_DICTIONARY" not in column.encodings and "PLAIN_DICTIONARY" not in column.encodings
+
+
 def test_scratch_of_a_dead_process_is_removed_and_live_scratch_kept(store: DeltaTableStore) -> None:
     import subprocess
     import sys
