@@ -18,6 +18,7 @@ column as a string, the problems of its shape (``_csv_error``) and, for records 
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import json
 import os
@@ -26,6 +27,7 @@ import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from json.decoder import scanstring
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -56,13 +58,37 @@ class FileRead:
     problems: list[str] = field(default_factory=list)
 
 
-def open_landed(file: LandingFile):
-    """Open a landing file for reading without following a symbolic link (a link swapped in after listing)."""
+@contextlib.contextmanager
+def open_landed(file: LandingFile) -> Iterator[BinaryIO]:
+    """A landing file opened for reading without following a symbolic link (a link swapped in after listing).
+
+    The file must stay as it was listed (size, and modification time when known) from the open to the end of the
+    read: a writer still at work fails the read with ``FileChangedError``, and its day is refused, not published
+    from part of the file."""
     fd = os.open(file.path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(f"{file.relative} is not a regular file")
-    return os.fdopen(fd, "rb")
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{file.relative} is not a regular file")
+        _as_listed(file, os.fstat(fd))
+        yield handle
+        _as_listed(file, os.fstat(fd))
+
+
+class FileChangedError(OSError):
+    """A landing file changed between its listing and the end of its read (``strerror``: how, without the name)."""
+
+    def __init__(self, relative: str, why: str) -> None:
+        super().__init__(f"{relative} {why}")
+        self.strerror = why
+
+
+def _as_listed(file: LandingFile, now: os.stat_result) -> None:
+    if now.st_size != file.size or (file.mtime_ns and now.st_mtime_ns != file.mtime_ns):
+        raise FileChangedError(
+            file.relative,
+            f"changed while it was read (listed {file.size} bytes modified at {file.mtime_ns} ns, now "
+            f"{now.st_size} bytes modified at {now.st_mtime_ns} ns); run the day again once it is written",
+        )
 
 
 # -- JSON lines ------------------------------------------------------------------------------------------------

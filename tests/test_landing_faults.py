@@ -332,6 +332,41 @@ def test_the_reader_keeps_every_non_blank_line_whatever_its_blocks(tmp_path, blo
     assert read.blank == len(lines) - len(expected)
 
 
+@pytest.mark.parametrize("change", ["appended_after_listing", "rewritten_same_size", "appended_while_read", "csv"])
+def test_a_file_that_changes_after_it_was_listed_is_not_read(tmp_path, monkeypatch, change) -> None:
+    """It was read as it stood: lines appended after the listing (a writer still at work) were ingested, half a
+    line among them, and the day published from a file other than the one listed. Now the read fails with an
+    ``OSError`` naming the file and both states; the publish guard refuses its day (``test_publish_guards``)."""
+    import resources.landing_files as landing_files
+
+    path = tmp_path / ("customers.csv" if change == "csv" else "part.jsonl")
+    data = b"customer_id,updated_at\nC1,2024-01-01T00:00:00Z\n" if change == "csv" else b'{"a": 1}\n' * 50
+    path.write_bytes(data)
+    info = path.stat()
+    landed = LandingFile(path, f"orders/date={DAY}/{path.name}", info.st_size, info.st_mtime_ns)
+    if change == "rewritten_same_size":
+        path.write_bytes(data.replace(b"1", b"2"))
+        os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+    elif change == "appended_while_read":
+        batch = landing_files._json_batch
+
+        def grows(block, read):
+            with path.open("ab") as f:
+                f.write(b'{"a": 2')  # a writer mid-line
+            return batch(block, read)
+
+        monkeypatch.setattr(landing_files, "_json_batch", grows)
+    else:
+        with path.open("ab") as f:
+            f.write(b'{"a": 2')
+    with pytest.raises(OSError, match=rf"{landed.relative} changed while it was read") as raised:
+        if change == "csv":
+            read_csv_records(landed, required=("customer_id", "updated_at"))
+        else:
+            read_json_lines(landed, block_bytes=64)
+    assert f"listed {len(data)} bytes" in str(raised.value)
+
+
 @pytest.mark.parametrize("data", [b"", b"\n", b"\n\n  \r\n\t", BOM, BOM + b"\r\n", b"{}", b"\xff", b"\r"], ids=repr)
 def test_the_reader_handles_files_of_nothing_but_breaks_and_blanks(tmp_path, data) -> None:
     path = tmp_path / "small.jsonl"

@@ -154,6 +154,30 @@ def test_a_file_gone_between_listing_and_reading_refuses_its_day_only(
     assert day_rows(store, "bronze/orders", "2024-01-03") > 0 and day_rows(store, "bronze/orders") == 0
 
 
+def test_a_file_written_to_after_listing_refuses_its_day_only(resources, store, published, monkeypatch) -> None:
+    """A writer still appending when the run read the file: its day was replaced by what stood at that moment (a
+    half-written last line quarantined as corrupt). Now the day is refused naming the file, and the published day
+    stays; the other days publish."""
+    from medallion_assets import ingest
+
+    read, growing = ingest.read_json_lines, f"orders/date={DAY}/part-001.jsonl"
+
+    def grows(file, **kwargs):
+        if file.relative == growing:
+            with file.path.open("ab") as f:
+                f.write(b'{"order_id": "late", "amount": 1')
+        return read(file, **kwargs)
+
+    monkeypatch.setattr(ingest, "read_json_lines", grows)
+    before = day_rows(store, "bronze/orders", DAY)
+    result = materialize_days(resources, "2024-01-01", "2024-01-03", selection="bronze/orders")
+    assert result.success  # the other days publish
+    [refused] = run_log.refused_in_run(store, result.run_id)
+    assert refused["partition"] == DAY and growing in refused["error_message"]
+    assert "changed while it was read (listed" in refused["error_message"]
+    assert day_rows(store, "bronze/orders", DAY) == before
+
+
 def test_the_volume_share_is_configurable(resources, store, published, landing_root, monkeypatch) -> None:
     folder = landing_root / "orders" / f"date={DAY}"
     updates = folder / "part-001.jsonl"  # the status updates, about 60 % of the day's lines, re-delivered empty
