@@ -289,11 +289,11 @@ def read_csv_records(file: LandingFile, *, required: Sequence[str]) -> CsvFile:
 
 
 def _blank(physical: list[str], span: _Span, *, width: int | None) -> bool:
-    """A record of no fields, or one unquoted line of nothing but spaces and tabs (as in JSON lines); in a file
-    of one column (``width``; None before the header) such a line is that column's value."""
+    """A record of no fields, or one unquoted line of nothing but white space, Unicode spaces included (as in JSON
+    lines); in a file of one column (``width``; None before the header) such a line is that column's value."""
     if not span.values:
         return not span.problem
-    return width != 1 and span.first == span.last and not physical[span.first - 1].strip(" \t\r\n")
+    return width != 1 and span.first == span.last and not physical[span.first - 1].strip()
 
 
 def _physical_lines(text: str) -> list[str]:

@@ -559,6 +559,17 @@ def test_csv_reader_counts_whitespace_only_lines_as_blank(tmp_path) -> None:
     assert csv_file(tmp_path, "\n  \n").read.blank == 2  # nothing but blank lines: no header, no record
 
 
+def test_csv_reader_lines_of_unicode_spaces_are_blank_as_in_json_lines(tmp_path) -> None:
+    """A line of no-break or other Unicode spaces (an editor's or a spreadsheet's) is blank in JSON lines; in CSV
+    it was a record of one field, quarantined as ``csv_shape``. A zero-width space is not a space: a record."""
+    spaces = ["\u00a0", "\u2003 \t", "\u3000", "\x1c", "\u200b"]
+    found = csv_file(tmp_path, "\n".join([HEADER, customer(1), *spaces, customer(2)]) + "\n")
+    assert [r["_line_number"] for r in found.records] == [2, 7, 8]
+    assert list(errors(found)) == [7]  # the zero-width space
+    assert (found.read.lines, found.read.rows, found.read.blank) == (8, 3, 4)
+    assert [n for n, _, _ in reference_lines("\n".join(spaces).encode())] == [5]  # as JSON lines counts them
+
+
 def test_csv_reader_a_stray_quote_before_a_quoted_line_break(tmp_path) -> None:
     """The stray quote used to close on the next record's opening quote, merging everything in between."""
     rows = [customer(1), customer(2).replace(",", ',"', 1), customer(3), *QUOTED[1:3], customer(7)]
