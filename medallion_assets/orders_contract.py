@@ -38,12 +38,23 @@ ISO_TS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
 NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 EXPONENT = r"[eE]"
 CURRENCY = r"^[A-Z]{3}$"
+#: What silver trims from keys and numbers: every character Python's ``str.isspace`` holds (spaces, tabs, line
+#: breaks, no-break and other Unicode spaces; not the zero-width space, which is not white space).
+WHITE_SPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+    "\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def unpadded(raw: Column) -> Column:
+    """``raw`` without leading and trailing white space (``WHITE_SPACE``)."""
+    return F.btrim(raw, F.lit(WHITE_SPACE))
 
 
 def identifier(raw: Column) -> Column:
-    """A key as silver compares it: without leading and trailing spaces (bronze keeps the text as landed), so
-    ``"C1 "`` is customer ``C1``, not a second one."""
-    return F.trim(raw)
+    """A key as silver compares it: without leading and trailing white space (bronze keeps the text as landed), so
+    ``"C1 "``, ``"C1\\t"`` and a ``C1`` after a no-break space are customer ``C1``, not a second one."""
+    return unpadded(raw)
 
 
 def iso_timestamp(raw: Column) -> Column:
@@ -53,7 +64,7 @@ def iso_timestamp(raw: Column) -> Column:
 
 def decimal_amount(raw: Column) -> Column:
     """An amount as decimal(18,2) (half-up); null when not a number or too large."""
-    text = F.trim(raw)
+    text = unpadded(raw)
     via_double = text.try_cast("double").try_cast(AMOUNT_TYPE)
     plain = text.try_cast(AMOUNT_TYPE)
     return F.when(text.rlike(NUMBER), F.when(text.rlike(EXPONENT), via_double).otherwise(plain))
@@ -61,7 +72,7 @@ def decimal_amount(raw: Column) -> Column:
 
 def numeric(name: str) -> Column:
     """The raw text is a number (possibly quoted, possibly padded)."""
-    return F.coalesce(F.trim(F.col(name)).rlike(NUMBER), F.lit(False))
+    return F.coalesce(unpadded(F.col(name)).rlike(NUMBER), F.lit(False))
 
 
 def typed_columns() -> dict[str, Column]:

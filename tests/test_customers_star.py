@@ -124,10 +124,12 @@ def test_fact_rows_get_the_version_valid_at_order_time(resources, store, landing
     assert dates.loc[20240101, "quarter"] == 1 and dates.loc[20240101, "month_name"] == "January"
 
 
-def test_keys_padded_with_spaces_are_the_same_customer_and_order(resources, store, landing_root) -> None:
-    """``C1 ,…`` made a second customer ``C1 `` in the dimension, and an order of ``" C1"`` had no customer."""
+@pytest.mark.parametrize("pad", [" ", "\t", "\u00a0"], ids=["space", "tab", "no_break_space"])
+def test_keys_padded_with_spaces_are_the_same_customer_and_order(resources, store, landing_root, pad) -> None:
+    """``C1 ,…`` made a second customer ``C1 `` in the dimension, and an order of ``" C1"`` had no customer; padded
+    with a tab or a no-break space (a spreadsheet's export), they still did after spaces were trimmed."""
     write_csv(landing_root, "2024-01-01", DAY1)
-    padded = [f"C1 {DAY2[0][2:]}", f" {DAY2[1]}"]  # Ann changed, Bob re-delivered unchanged
+    padded = [f"C1{pad}{DAY2[0][2:]}", f"{pad}{DAY2[1]}"]  # Ann changed, Bob re-delivered unchanged
     write_csv(landing_root, "2024-01-02", padded)
     for day in ("2024-01-01", "2024-01-02"):
         assert run(resources, ["bronze/customers"], day).success
@@ -137,8 +139,10 @@ def test_keys_padded_with_spaces_are_the_same_customer_and_order(resources, stor
     assert d[d.customer_id == "C1"]["email"].tolist() == ["ann@example.com", "ann@new.example.com"]
     assert len(d[d.customer_id == "C2"]) == 1
     bronze = DeltaTable(store.table_uri("bronze/customers")).to_pandas()
-    assert sorted(bronze[bronze.ingest_date.astype(str) == "2024-01-02"]["customer_id"]) == [" C2", "C1 "]  # as landed
-    write_orders(landing_root, "2024-01-02", [(" o1", " C1", "2024-01-02T12:00:00Z"), ("o2 ", "C2 ", ORDERS[2][2])])
+    landed = bronze[bronze.ingest_date.astype(str) == "2024-01-02"]["customer_id"]
+    assert sorted(landed) == sorted([f"{pad}C2", f"C1{pad}"])  # as landed
+    orders = [(f"{pad}o1", f"{pad}C1", "2024-01-02T12:00:00Z"), (f"o2{pad}", f"C2{pad}", ORDERS[2][2])]
+    write_orders(landing_root, "2024-01-02", orders)
     assert run(resources, ["bronze/orders", "silver/orders", "gold/fact_orders"], "2024-01-02").success
     fact = DeltaTable(store.table_uri("gold/fact_orders")).to_pandas().set_index("order_id")
     current = d[d.is_current].set_index("customer_id")["customer_sk"]

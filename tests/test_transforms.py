@@ -278,3 +278,14 @@ def test_bronze_line_numbers_hold_on_a_large_file(lines) -> None:
     rows = bronze(lines(*(order(order_id=f"o{i}") for i in range(1, 70_001)))).select("order_id", "_line_number")
     wrong = rows.filter(F.concat(F.lit("o"), F.col("_line_number").cast("string")) != F.col("order_id")).count()
     assert rows.count() == 70_000 and wrong == 0
+
+
+def test_keys_and_numbers_lose_the_white_space_python_strips(spark: SparkSession) -> None:
+    """``WHITE_SPACE`` is Python's ``str.isspace`` set (the independent oracle strips with ``str.strip``); the engine
+    trims exactly it from both ends, and nothing inside or invisible (a zero-width space) is white space."""
+    python = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+    assert python == contract.WHITE_SPACE
+    values = ["C1", " C1 ", "\tC1\r\n", "\u00a0C1\u3000", "C 1", "\u200bC1", "\u2003", "\x1c12.50\x85"]
+    df = spark.createDataFrame([(v,) for v in values], "v string")
+    got = [r[0] for r in df.select(contract.identifier(F.col("v"))).collect()]
+    assert got == [v.strip() for v in values]
