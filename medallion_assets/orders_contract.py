@@ -10,7 +10,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from medallion_assets.json_source import JsonContract, on_parsed
-from medallion_assets.quality.rules import Rule
+from medallion_assets.quality.rules import Rule, unpadded
 
 SOURCE = "orders"
 PARTITION_COLUMN = "order_date"
@@ -38,22 +38,12 @@ ISO_TS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
 NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 EXPONENT = r"[eE]"
 CURRENCY = r"^[A-Z]{3}$"
-#: What silver trims from keys and numbers: every character Python's ``str.isspace`` holds (spaces, tabs, line
-#: breaks, no-break and other Unicode spaces; not the zero-width space, which is not white space).
-WHITE_SPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
-    "\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-
-
-def unpadded(raw: Column) -> Column:
-    """``raw`` without leading and trailing white space (``WHITE_SPACE``)."""
-    return F.btrim(raw, F.lit(WHITE_SPACE))
 
 
 def identifier(raw: Column) -> Column:
     """A key as silver compares it: without leading and trailing white space (bronze keeps the text as landed), so
-    ``"C1 "``, ``"C1\\t"`` and a ``C1`` after a no-break space are customer ``C1``, not a second one."""
+    ``"C1 "``, ``"C1\\t"`` and a ``C1`` after a no-break space are customer ``C1``, not a second one
+    (``WHITE_SPACE``)."""
     return unpadded(raw)
 
 

@@ -60,6 +60,16 @@ def test_each_constructor_passes_and_fails(spark: SparkSession, rule: Rule, fail
     assert set(got) == {0, 1, 2, 3}
 
 
+def test_a_value_of_nothing_but_white_space_is_not_present(spark: SparkSession) -> None:
+    """A key of a tab or a no-break space passed ``present`` (only spaces counted as blank), and silver, which trims
+    every white space from keys, then published an order with the empty id ``""``."""
+    values = [" ", "\t", "\u00a0", "\u3000\r\n", "", None, "x", "\u200b", " x\t"]
+    df = spark.createDataFrame([(v,) for v in values], "v string")
+    rule_set = RuleSet("silver/t", columns=("v",), rules=[Rule.present("v")])
+    got = [(r["v"], bool(r[REASONS])) for r in evaluate(df, rule_set).collect()]
+    assert got == [(v, v is None or not v.strip()) for v in values]
+
+
 def test_guards_restrict_a_rule_to_some_rows(spark: SparkSession) -> None:
     positive_when_paid = Rule.compare("amount", "gt", 0, name="paid_amount_positive").only_when(
         lambda: F.col("status") == "paid", columns=("status",)

@@ -57,9 +57,22 @@ def _value(what: str, value: Any) -> Any:
     return value
 
 
+#: Blank, and trimmed from keys and numbers: every character Python's ``str.isspace`` holds (spaces, tabs, line
+#: breaks, no-break and other Unicode spaces; not the zero-width space, which is not white space).
+WHITE_SPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+    "\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def unpadded(raw: Column) -> Column:
+    """``raw`` without leading and trailing ``WHITE_SPACE``."""
+    return F.btrim(raw, F.lit(WHITE_SPACE))
+
+
 def present(column: str) -> Column:
-    """The column holds a non-blank value."""
-    return F.col(column).isNotNull() & (F.trim(F.col(column).cast("string")) != "")
+    """The column holds a value that is not blank (nothing but ``WHITE_SPACE``)."""
+    return F.col(column).isNotNull() & (unpadded(F.col(column).cast("string")) != "")
 
 
 @dataclass(frozen=True)
