@@ -89,18 +89,48 @@ def _keying(run: Run, version: int | None = None) -> set[tuple]:
 
 def fact_keys_current(run: Run, published: list[DayOutcome]) -> Verdict:
     """Published fact days with an order keyed to another customer version than the one now valid at its
-    order_ts: customers that landed after their orders, or earlier versions that arrived later."""
+    order_ts: customers that landed after their orders, or earlier versions that arrived later; and the days the
+    check's last evaluation named, until they are re-keyed (``named_before``)."""
     if not run.store.exists(FACT) or run.written is None:
         return Verdict()
     before = _keying(run, run.written.version_before)  # from the write: a MERGE's commit carries no note in Sail
     changed = sorted({row[0] for row in before ^ _keying(run)})
-    if not changed:
-        return Verdict(metadata={"changed_customers": 0})
-    fact = run.store.read(run.spark, FACT)
-    if len(changed) <= MAX_LISTED_CUSTOMERS:
-        fact = fact.filter(F.col("customer_id").isin(*changed))
-    failed = _stale_days(run, fact)
-    return Verdict(failed, {"changed_customers": len(changed), "fact_days_to_rekey": len(failed)})
+    pending = named_before(run)
+    failed: dict[str, dict[str, int]] = {}
+    if changed:
+        fact = run.store.read(run.spark, FACT)
+        if len(changed) <= MAX_LISTED_CUSTOMERS:
+            fact = fact.filter(F.col("customer_id").isin(*changed))
+        failed = _stale_days(run, fact)
+    if pending:  # every row of those days: what the re-key would have rebuilt
+        failed |= _stale_days(run, run.store.read(run.spark, FACT, partition_column=PART, days=pending))
+    carried = sorted(set(pending) & set(failed))
+    metadata = {
+        "changed_customers": len(changed),
+        "fact_days_to_rekey": len(failed),
+        "carried_forward_days": len(carried),
+    }
+    return Verdict(failed, metadata)
+
+
+def named_before(run: Run) -> list[str]:
+    """The fact days the dimension's ``fact_orders_keys_current`` named in its last evaluation of another run.
+
+    A re-key run that failed, was refused or never ran leaves them keyed to older versions, and a later write that
+    changes none of their customers would not name them again: they are checked until they are current. Empty
+    without a Dagster instance (a Pipes step) or history."""
+    instance = getattr(run.context, "instance", None)
+    if instance is None:
+        return []
+    key = dg.AssetCheckKey(dg.AssetKey(DIM.split("/")), REKEY_CHECK)
+    for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=5):
+        event = record.event.dagster_event if record.event is not None else None
+        evaluation = event.event_specific_data if event is not None else None
+        if record.run_id == run.run_id or not isinstance(evaluation, dg.AssetCheckEvaluation):
+            continue  # this run's own planned evaluation, or an older record without its event
+        failed = evaluation.metadata.get("failed")
+        return sorted(failed.value or {}) if not evaluation.passed and failed is not None else []
+    return []
 
 
 def _stale_days(run: Run, fact: DataFrame) -> dict[str, dict[str, int]]:

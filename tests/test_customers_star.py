@@ -286,6 +286,37 @@ def test_orders_built_before_their_customers_are_re_keyed_once(resources, store,
     assert rekey.within_partitions(["2023-12-31", "2024-01-02"]) == (["2024-01-02"], ["2023-12-31"])
 
 
+def test_a_fact_day_whose_re_key_did_not_happen_is_named_again(resources, store, landing_root) -> None:
+    """The dimension's check named a fact day to re-key; the re-key failed (or was refused, or never ran). The next
+    customers write changed no customer of that day, so its check passed, no re-key was requested and the day kept
+    older keys under a green check. Now the check re-verifies the days its last evaluation named until they are
+    current, and names them again."""
+    from medallion_assets import rekey
+    from sensors.rekey_sensors import rekey_requests
+
+    write_orders(landing_root, "2024-01-02", ORDERS)
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert run(resources, ["bronze/orders", "silver/orders", "gold/fact_orders"], "2024-01-02", instance).success
+        write_csv(landing_root, "2024-01-01", DAY1)
+        assert run(resources, ["bronze/customers"], "2024-01-01", instance).success
+        named = run(resources, ["silver/dim_customer"], instance=instance)
+        [check] = [c for c in named.get_asset_check_evaluations() if c.check_name == rekey.REKEY_CHECK]
+        assert not check.passed and set(check.metadata["failed"].value) == {"2024-01-02"}
+        # the re-key run fails: nothing rebuilds the day; the next customers day changes no customer of it
+        write_csv(landing_root, "2024-01-03", ["C9,Zed,zed@example.com,consumer,north,2024-01-03T09:00:00Z"])
+        assert run(resources, ["bronze/customers"], "2024-01-03", instance).success
+        again = run(resources, ["silver/dim_customer"], instance=instance)
+        [check] = [c for c in again.get_asset_check_evaluations() if c.check_name == rekey.REKEY_CHECK]
+        assert not check.passed and set(check.metadata["failed"].value) == {"2024-01-02"}
+        assert check.metadata["carried_forward_days"].value == 1
+        [request] = rekey_requests(instance, instance.get_run_by_id(again.run_id))
+        assert request.partition_key == "2024-01-02"
+        assert run(resources, list(rekey.TABLES), "2024-01-02", instance).success  # re-keyed now
+        done = run(resources, ["silver/dim_customer"], instance=instance)
+        [check] = [c for c in done.get_asset_check_evaluations() if c.check_name == rekey.REKEY_CHECK]
+        assert check.passed and rekey_requests(instance, instance.get_run_by_id(done.run_id)) == []
+
+
 def test_a_later_start_date_keeps_the_calendar_rows_of_published_fact_days(
     resources, store, landing_root, monkeypatch: pytest.MonkeyPatch
 ) -> None:
