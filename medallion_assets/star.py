@@ -123,7 +123,7 @@ def named_before(run: Run) -> list[str]:
     if instance is None:
         return []
     key = dg.AssetCheckKey(dg.AssetKey(DIM.split("/")), REKEY_CHECK)
-    for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=5):
+    for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=20):
         event = record.event.dagster_event if record.event is not None else None
         evaluation = event.event_specific_data if event is not None else None
         if record.run_id == run.run_id or not isinstance(evaluation, dg.AssetCheckEvaluation):
