@@ -10,7 +10,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.orders_contract import identifier, iso_timestamp
-from medallion_assets.quality.rules import Rule, RuleSet, present
+from medallion_assets.quality.rules import Rule, RuleSet, present, unpadded
 
 SOURCE = "customers"
 PARTITION_COLUMN = "ingest_date"
@@ -96,6 +96,9 @@ RULES = RuleSet(
 
 
 def typed(bronze: DataFrame) -> DataFrame:
-    """Bronze customer rows with the key as silver compares it (``identifier``) and ``t_updated_at`` (UTC
-    timestamp or null)."""
-    return bronze.withColumn(KEY, identifier(F.col(KEY))).withColumn("t_updated_at", iso_timestamp(F.col("updated_at")))
+    """Bronze customer rows with the key (``identifier``) and the attributes as silver compares them, without the
+    white space around them (a padded re-delivery is no new version), and ``t_updated_at`` (UTC timestamp or null)."""
+    attributes = {c: unpadded(F.col(c)) for c in ATTRIBUTES}
+    return bronze.withColumns(
+        {KEY: identifier(F.col(KEY)), **attributes, "t_updated_at": iso_timestamp(F.col("updated_at"))}
+    )

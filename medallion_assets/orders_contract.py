@@ -66,15 +66,16 @@ def numeric(name: str) -> Column:
 
 
 def typed_columns() -> dict[str, Column]:
-    """Silver's typed value for each contract field, computed from bronze's raw strings."""
+    """Silver's typed value for each contract field, computed from bronze's raw strings; keys and codes without
+    the white space around them (``unpadded``), so a padded ``" paid"`` or ``"north\\t"`` is the code it pads."""
     return {
         "order_id": identifier(F.col("order_id")),
         "customer_id": identifier(F.col("customer_id")),
         "order_ts": iso_timestamp(F.col("order_ts")),
-        "status": F.col("status"),
+        "status": unpadded(F.col("status")),
         "amount": decimal_amount(F.col("amount")),
-        "currency": F.coalesce(F.col("currency"), F.lit(DEFAULT_CURRENCY)),
-        "region": F.col("region"),
+        "currency": F.coalesce(unpadded(F.col("currency")), F.lit(DEFAULT_CURRENCY)),
+        "region": unpadded(F.col("region")),
         "updated_at": iso_timestamp(F.col("updated_at")),
     }
 
@@ -94,7 +95,10 @@ def rules() -> list[Rule]:
                 description="order_ts's UTC date equals the landing folder's date",
             )
         ),
-        on_parsed(Rule.isin("status", STATUSES, name="status_known").when_present("status")),
+        on_parsed(
+            Rule.isin("t_status", STATUSES, name="status_known", description=f"status is one of {', '.join(STATUSES)}")
+            .when_present("status")
+        ),
         on_parsed(
             Rule.expr(
                 "amount_numeric", lambda: numeric("amount"), columns=("amount",),

@@ -6,7 +6,7 @@ from pyspark.sql import functions as F
 
 from medallion_assets.json_source import JsonContract, on_parsed
 from medallion_assets.orders_contract import AMOUNT_TYPE, CURRENCY, decimal_amount, identifier, iso_timestamp, numeric
-from medallion_assets.quality.rules import Rule
+from medallion_assets.quality.rules import Rule, unpadded
 
 SOURCE = "payments"
 PARTITION_COLUMN = "payment_date"
@@ -22,9 +22,9 @@ def typed_columns() -> dict[str, Column]:
         "order_id": identifier(F.col("order_id")),
         "paid_at": iso_timestamp(F.col("paid_at")),
         "amount": decimal_amount(F.col("amount")).cast(AMOUNT_TYPE),
-        "currency": F.col("currency"),
-        "method": F.col("method"),
-        "status": F.col("status"),
+        "currency": unpadded(F.col("currency")),
+        "method": unpadded(F.col("method")),
+        "status": unpadded(F.col("status")),
     }
 
 
@@ -44,10 +44,12 @@ def rules() -> list[Rule]:
             lambda: F.col("t_amount").isNotNull() & (F.col("t_amount") > 0) & (F.col("t_amount") < MAX_AMOUNT),
             columns=("t_amount",), description=f"0 < amount < {MAX_AMOUNT:,}",
         ).only_when(lambda: numeric("amount"), columns=("amount",))),
-        on_parsed(Rule.matches("currency", CURRENCY, name="currency_code",
+        on_parsed(Rule.matches("t_currency", CURRENCY, name="currency_code",
                                description="currency is 3 upper-case letters").when_present("currency")),
-        on_parsed(Rule.isin("method", METHODS, name="method_known").when_present("method")),
-        on_parsed(Rule.isin("status", STATUSES, name="status_known").when_present("status")),
+        on_parsed(Rule.isin("t_method", METHODS, name="method_known",
+                            description=f"method is one of {', '.join(METHODS)}").when_present("method")),
+        on_parsed(Rule.isin("t_status", STATUSES, name="status_known",
+                            description=f"status is one of {', '.join(STATUSES)}").when_present("status")),
     ]  # fmt: skip
 
 

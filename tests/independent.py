@@ -69,9 +69,10 @@ def valid_orders(landing: Path, day: str) -> list[dict]:
         row = {k: text(obj.get(k)) for k in (*REQUIRED, "currency")}
         if any(row[k] is None or not row[k].strip() for k in REQUIRED):
             continue
-        row.update({k: row[k].strip() for k in ("order_id", "customer_id")})  # keys compare without white space
+        # keys and codes compare without white space
+        row.update({k: row[k].strip() for k in ("order_id", "customer_id", "status", "region")})
         order_ts, updated_at, amt = ts(row["order_ts"]), ts(row["updated_at"]), amount(row["amount"])
-        currency = row["currency"] or "USD"
+        currency = "USD" if row["currency"] is None else row["currency"].strip()
         if order_ts is None or updated_at is None or order_ts.date() != date.fromisoformat(day):
             continue
         if row["status"] not in STATUSES or amt is None or not (0 < amt < 1_000_000):
@@ -129,7 +130,7 @@ def latest_payments(landing: Path, day: str) -> pd.DataFrame:
         row = {k: text(obj.get(k)) for k in PAYMENT_FIELDS}
         if any(row[k] is None or not row[k].strip() for k in PAYMENT_FIELDS):
             continue
-        row.update({k: row[k].strip() for k in ("payment_id", "order_id")})
+        row.update({k: row[k].strip() for k in ("payment_id", "order_id", "currency", "method", "status")})
         paid_at, amt = ts(row["paid_at"]), amount(row["amount"])
         if paid_at is None or paid_at.date() != date.fromisoformat(day) or amt is None or not 0 < amt < 1_000_000:
             continue

@@ -368,3 +368,38 @@ def test_a_dimension_written_while_the_fact_step_runs_is_caught_by_the_fact(reso
     fact = DeltaTable(store.table_uri("gold/fact_orders")).to_pandas().set_index("order_id")
     ann = dim(store).query("customer_id == 'C1'")["customer_sk"].tolist()
     assert fact.customer_sk.to_dict() == {"o1": ann[0], "o2": ann[1], "o3": -1}
+
+
+@pytest.mark.parametrize("pad", [" ", "\t", "\u00a0"], ids=["space", "tab", "no_break_space"])
+def test_codes_padded_with_white_space_are_the_codes(resources, store, landing_root, pad) -> None:
+    """A padded region, status or currency of an order (``"north\\t"``, ``" paid"``) was a second region in gold,
+    or a quarantined row; a customer's padded region or segment was a new version of the customer. Silver compares
+    and groups them without the white space around them, as it does keys."""
+    folder = landing_root / "orders" / "date=2024-01-02"
+    folder.mkdir(parents=True)
+    ts = "2024-01-02T12:00:00Z"
+    orders = [
+        {"order_id": "o1", "customer_id": "C1", "order_ts": ts, "status": "paid", "amount": 10, "currency": "USD",
+         "region": "north", "updated_at": ts},
+        {"order_id": "o2", "customer_id": "C2", "order_ts": ts, "status": f"{pad}paid", "amount": 15,
+         "currency": f"USD{pad}", "region": f"north{pad}", "updated_at": ts},
+    ]  # fmt: skip
+    (folder / "part-000.jsonl").write_text("\n".join(json.dumps(x) for x in orders) + "\n")
+    assert run(resources, ["bronze/orders", "silver/orders", "gold/daily_sales"], "2024-01-02").success
+    silver = DeltaTable(store.table_uri("silver/orders")).to_pandas()
+    assert sorted(silver.order_id) == ["o1", "o2"]
+    assert set(silver.region) == {"north"} and set(silver.status) == {"paid"} and set(silver.currency) == {"USD"}
+    gold = DeltaTable(store.table_uri("gold/daily_sales")).to_pandas()
+    assert gold.region.tolist() == ["north"] and gold.orders.tolist() == [2]
+    bronze = DeltaTable(store.table_uri("bronze/orders")).to_pandas().set_index("order_id")
+    assert bronze.loc["o2", "region"] == f"north{pad}"  # as landed
+    write_csv(landing_root, "2024-01-01", DAY1[:2])
+    padded = f"C1,Ann{pad},ann@example.com,{pad}consumer,north{pad},2024-01-02T08:00:00Z"  # Ann re-delivered
+    write_csv(landing_root, "2024-01-02", [padded])
+    for day in ("2024-01-01", "2024-01-02"):
+        assert run(resources, ["bronze/customers"], day).success
+    assert run(resources, ["silver/dim_customer"]).success
+    d = dim(store)
+    ann = d[d.customer_id == "C1"]
+    assert len(ann) == 1, ann  # the padded re-delivery is the same version
+    assert ann[["name", "segment", "region"]].values.tolist() == [["Ann", "consumer", "north"]]
