@@ -79,6 +79,14 @@ def on_parsed(rule: Rule) -> Rule:
     return rule.only_when(parsed, columns=("_corrupt_record", "_invalid_utf8"))
 
 
+def known(field: str, values: tuple[str, ...]) -> Rule:
+    """``<field>_known``: the field's typed value (``t_<field>``, without the white space around it) is one of
+    ``values``, on parsed lines where the field is present."""
+    rule = Rule.isin(f"{WORKING_PREFIX}{field}", values, name=f"{field}_known",
+                     description=f"{field} is one of {', '.join(values)}")  # fmt: skip
+    return on_parsed(rule.when_present(field))
+
+
 def line_rules(contract: JsonContract) -> list[Rule]:
     """Rules every JSON-lines source shares: UTF-8, a JSON object per line, no control characters."""
     return [

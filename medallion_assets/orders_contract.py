@@ -9,7 +9,7 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from medallion_assets.json_source import JsonContract, on_parsed
+from medallion_assets.json_source import JsonContract, known, on_parsed
 from medallion_assets.quality.rules import Rule, unpadded
 
 SOURCE = "orders"
@@ -95,10 +95,7 @@ def rules() -> list[Rule]:
                 description="order_ts's UTC date equals the landing folder's date",
             )
         ),
-        on_parsed(
-            Rule.isin("t_status", STATUSES, name="status_known", description=f"status is one of {', '.join(STATUSES)}")
-            .when_present("status")
-        ),
+        known("status", STATUSES),
         on_parsed(
             Rule.expr(
                 "amount_numeric", lambda: numeric("amount"), columns=("amount",),

@@ -4,7 +4,7 @@ failed); the latest ``paid_at`` wins, ties broken by the later file, then the la
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from medallion_assets.json_source import JsonContract, on_parsed
+from medallion_assets.json_source import JsonContract, known, on_parsed
 from medallion_assets.orders_contract import AMOUNT_TYPE, CURRENCY, decimal_amount, identifier, iso_timestamp, numeric
 from medallion_assets.quality.rules import Rule, unpadded
 
@@ -46,10 +46,8 @@ def rules() -> list[Rule]:
         ).only_when(lambda: numeric("amount"), columns=("amount",))),
         on_parsed(Rule.matches("t_currency", CURRENCY, name="currency_code",
                                description="currency is 3 upper-case letters").when_present("currency")),
-        on_parsed(Rule.isin("t_method", METHODS, name="method_known",
-                            description=f"method is one of {', '.join(METHODS)}").when_present("method")),
-        on_parsed(Rule.isin("t_status", STATUSES, name="status_known",
-                            description=f"status is one of {', '.join(STATUSES)}").when_present("status")),
+        known("method", METHODS),
+        known("status", STATUSES),
     ]  # fmt: skip
 
 
