@@ -67,9 +67,10 @@ def open_landed(file: LandingFile) -> Iterator[BinaryIO]:
     from part of the file."""
     fd = os.open(file.path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
             raise OSError(f"{file.relative} is not a regular file")
-        _as_listed(file, os.fstat(fd))
+        _as_listed(file, opened)
         yield handle
         _as_listed(file, os.fstat(fd))
 
