@@ -370,15 +370,16 @@ class DeltaTableStore(dg.ConfigurableResource):
         """The delta-rs handle of ``table`` at its latest version (history, maintenance, small reads).
 
         A handle is kept per thread and brought up to date (``update_incremental``: the commits since) rather than
-        loaded again. It is loaded afresh when the commit it was last at has changed or gone: a table removed and
-        created again under the same path.
+        loaded again, once the next commit's file exists (a look at one file, where an update lists the log). It is
+        loaded afresh when the commit it was last at has changed or gone: a table removed and created again under
+        the same path.
         """
         uri, options = self.table_uri(table), self._options()
         kept = _kept_handles()
         key = (uri, json.dumps(options, sort_keys=True))
         handle, version, stamp = kept.pop(key, (None, -1, None))
         fresh = handle is None or self._commit_stamp(uri, version) != stamp
-        if not fresh:
+        if not fresh and self._commit_stamp(uri, version + 1) != (None, None):
             try:
                 handle.update_incremental()
             except Exception as exc:  # e.g. the log was cleaned up past the handle's version: load it afresh
