@@ -34,6 +34,7 @@ from medallion_assets.partitions import DAILY, RANGE_POLICY, run_days, table_poo
 from medallion_assets.quality.gate import (
     ALLOW_SHRINK_TAG,
     GATE_CHECK,
+    MIN_SHARE_VAR,
     DayOutcome,
     DayStats,
     PublishGuard,
@@ -341,21 +342,29 @@ def _guard(run: Run, days: Sequence[str]) -> PublishGuard:
 
 
 def _missing_input(run: Run, published_days: Sequence[str]) -> dict[str, str]:
-    """Per day, the input it would lose without a word: files listed but not read, and files its published rows
-    came from that this run did not read (gone, renamed, in flight again, or skipped)."""
-    spec, missing = run.spec, {}
-    sources = run.store.day_values(
+    """Per day, the input it would lose without a word: files listed but not read, files its published rows came
+    from that this run did not read (gone, renamed, in flight again, or skipped), and files that now give less than
+    ``min_volume_share`` of the lines they published (emptied, cut short)."""
+    spec, missing, share = run.spec, {}, run.settings.min_volume_share
+    sources = run.store.day_counts(
         spec.table, partition_column=spec.day_column, days=published_days, column=SOURCE_FILE
     )
     for day in sorted(set(run.unread) | set(sources)):
         unread = run.unread.get(day, {})
-        read_now = set(run.day_report.get(day, {}).get(LANDED_LINES, {}))
-        lost = sorted(sources.get(day, set()) - read_now - set(unread))
+        read_now = run.day_report.get(day, {}).get(LANDED_LINES, {})
+        published = sources.get(day, {})
+        lost = sorted(set(published) - set(read_now) - set(unread))
         problems = [f"{file} could not be read ({why})" for file, why in sorted(unread.items())]
         if lost:
             shown = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
             problems.append(f"{shown} fed the published {day} and {'is' if len(lost) == 1 else 'are'} not read now "
                             "(gone, renamed, in flight again or skipped: see skipped_files)")  # fmt: skip
+        problems += [
+            f"{file} fed the published {day} with {lines} lines and gives {read_now[file]} now "
+            f"({percent(round(read_now[file] / lines, 3))} < {percent(share)}, {MIN_SHARE_VAR})"
+            for file, lines in sorted(published.items())
+            if file in read_now and read_now[file] < share * lines
+        ]
         if problems:
             missing[day] = "; ".join(problems)
     return missing

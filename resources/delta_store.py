@@ -857,16 +857,18 @@ class DeltaTableStore(dg.ConfigurableResource):
         values = actions.column(column).to_pylist() if column in actions.column_names else []
         return min((date.fromisoformat(str(v)) for v in values if v is not None), default=None)
 
-    def day_values(self, table: str, *, partition_column: str, days: Iterable[str], column: str) -> dict[str, set]:
-        """The distinct values of ``column`` in each of ``days`` (read with ``deltalake``: that column only)."""
+    def day_counts(
+        self, table: str, *, partition_column: str, days: Iterable[str], column: str
+    ) -> dict[str, dict[Any, int]]:
+        """The rows of each value of ``column`` in each of ``days`` (read with ``deltalake``: that column only)."""
         wanted = sorted(set(days))
         if not wanted or not self.exists(table):
             return {}
         rows = self.arrow_table(table, filters=[(partition_column, "in", wanted)], columns=[partition_column, column])
-        pairs = rows.group_by([partition_column, column]).aggregate([]).to_pydict()
-        found: dict[str, set] = {}
-        for day, value in zip(pairs[partition_column], pairs[column], strict=True):
-            found.setdefault(str(day), set()).add(value)
+        counts = rows.group_by([partition_column, column]).aggregate([([], "count_all")]).to_pydict()
+        found: dict[str, dict[Any, int]] = {}
+        for day, value, n in zip(counts[partition_column], counts[column], counts["count_all"], strict=True):
+            found.setdefault(str(day), {})[value] = n
         return found
 
     # -- maintenance (deltalake: Sail has no OPTIMIZE / VACUUM) ------------------------------------------

@@ -131,6 +131,29 @@ def test_a_rerun_without_a_file_that_fed_the_published_day_is_refused_naming_it(
     assert forced.success and day_rows(store, "bronze/orders", DAY) == before[DAY]  # renamed: the same lines
 
 
+@pytest.mark.parametrize("kept_lines", [0, 3])
+def test_a_file_that_fed_the_published_day_emptied_or_cut_short_is_refused_naming_it(
+    resources, store, sample, landing_root, kept_lines: int
+) -> None:
+    """One of a day's files is emptied (or cut to a few lines) while the day keeps more than
+    ``MEDALLION_MIN_VOLUME_SHARE`` of its rows: its rows went from every table with exit 0. A file the published day
+    was built from that now gives less than that share of its lines is refused as a file gone is, naming it; the
+    run tag replaces the day on purpose."""
+    assert materialize_days(resources, DAY).success
+    before = snapshot(store)
+    path = min((landing_root / "orders" / f"date={DAY}").iterdir(), key=lambda p: p.stat().st_size)
+    lines = path.read_text().splitlines()
+    path.write_text("".join(f"{line}\n" for line in lines[:kept_lines]))
+    result = materialize_days(resources, DAY)
+    assert not result.success
+    message = step_error(result, "bronze__orders")
+    assert f"orders/date={DAY}/{path.name}" in message and f"{len(lines)} lines" in message
+    assert "MEDALLION_MIN_VOLUME_SHARE" in message and "medallion/allow_shrink" in message
+    assert snapshot(store) == before
+    forced = materialize_days(resources, DAY, tags=FORCE)
+    assert forced.success and day_rows(store, "bronze/orders") == before["bronze/orders"][0] - len(lines) + kept_lines
+
+
 def test_a_file_gone_between_listing_and_reading_refuses_its_day_only(
     resources, store, sample, landing_root, monkeypatch
 ) -> None:
@@ -180,8 +203,10 @@ def test_a_file_written_to_after_listing_refuses_its_day_only(resources, store, 
 
 def test_the_volume_share_is_configurable(resources, store, published, landing_root, monkeypatch) -> None:
     folder = landing_root / "orders" / f"date={DAY}"
-    updates = folder / "part-001.jsonl"  # the status updates, about 60 % of the day's lines, re-delivered empty
-    updates.write_text("")
+    updates = folder / "part-001.jsonl"  # the status updates, about 60 % of the day's lines, re-delivered in part
+    lines = updates.read_text().splitlines()
+    updates.write_text("".join(f"{line}\n" for line in lines[: len(lines) * 3 // 10]))
+    assert not materialize_days(resources, DAY, selection="bronze/orders").success  # the file keeps 30 % < 50 %
     monkeypatch.setenv("MEDALLION_MIN_VOLUME_SHARE", "0.2")
     result = materialize_days({**resources, "settings": Settings.from_env()}, DAY, selection="bronze/orders")
     assert result.success
