@@ -248,9 +248,8 @@ class DeltaTableStore(dg.ConfigurableResource):
     # -- locations ---------------------------------------------------------------------------------
     @property
     def root_uri(self) -> str:
-        """The lakehouse root (the definitions set it from ``MEDALLION_LAKEHOUSE_ROOT``)."""
-        root = self.root
-        return root.rstrip("/") if "://" in root else str(Path(root).expanduser().resolve())
+        """The lakehouse root (the definitions set it from ``MEDALLION_LAKEHOUSE_ROOT``), as the engine is given it."""
+        return storage.root_uri(self.root)
 
     @property
     def is_remote(self) -> bool:

@@ -83,11 +83,12 @@ def _text(name: str, raw: str) -> str:
 
 
 def _lakehouse_root(name: str, raw: str) -> str:
-    """A path or an object-store URI of a supported scheme with a bucket (``s3://bucket/prefix``)."""
-    from resources.storage import StorageConfigError, provider_of
+    """An object-store URI of a supported scheme with a bucket (``s3://bucket/prefix``), or a path the engine writes
+    below as given (checked as resolved: a relative path below the working folder)."""
+    from resources.storage import StorageConfigError, root_uri
 
     try:
-        provider_of(_text(name, raw))
+        root_uri(_text(name, raw))
     except StorageConfigError as exc:
         raise SettingsError(str(exc)) from None
     return raw
@@ -156,7 +157,10 @@ class Settings(dg.ConfigurableResource):
         values["thresholds"] = {
             _threshold_key(name): _rate(name, raw) for name, raw in env.items() if name.startswith(THRESHOLD_PREFIX)
         }
-        return cls(**values)
+        settings = cls(**values)
+        if "MEDALLION_LAKEHOUSE_ROOT" not in env:  # the default resolves below the working folder
+            _lakehouse_root("MEDALLION_LAKEHOUSE_ROOT", settings.lakehouse_root)
+        return settings
 
     def check_thresholds(self, tables: Iterable[str]) -> None:
         """``SettingsError`` naming each ``MEDALLION_THRESHOLD_<LAYER>_<TABLE>`` whose table is not one of ``tables``

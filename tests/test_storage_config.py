@@ -1,15 +1,20 @@
-"""The typed storage configuration of the lakehouse root (no server needed): which provider a root selects, the
-``EnvVar`` references built from the usual variables, what deltalake, pyarrow and Sail get, and the refusals that
-name the setting (a bad lakehouse root, a landing root on object storage)."""
+"""The typed storage configuration of the lakehouse root: which provider a root selects, the ``EnvVar`` references
+built from the usual variables, what deltalake, pyarrow and Sail get, and the refusals that name the setting (a bad
+lakehouse root, a local root the engine cannot write below, a landing root on object storage)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from dagster_deltalake.config import AzureConfig, ClientConfig, GcsConfig, LocalConfig, S3Config
 from pyarrow import fs
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from resources import storage
 from resources.delta_store import DeltaTableStore
@@ -17,6 +22,7 @@ from resources.landing import LandingRootUnsupported, LandingZone
 from resources.settings import Settings, SettingsError
 from resources.storage import StorageConfigError
 
+REPO = Path(__file__).resolve().parents[1]
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
     "AWS_SECRET_ACCESS_KEY": "secret-value-1",
@@ -140,3 +146,72 @@ def test_landing_on_object_storage_is_refused_naming_the_setting(tmp_path: Path)
             attempt()
     (tmp_path / "landing").mkdir()
     assert LandingZone(root=f"file://{tmp_path}/landing").check_root() == tmp_path / "landing"
+
+
+def test_sail_escapes_a_local_path_outside_it(spark: SparkSession, tmp_path: Path) -> None:
+    """Why such roots are refused: Sail 0.7 percent-escapes a space (``%``, non-ASCII…) once in the Delta log's folder
+    and twice in the data files' folder, both beside the path asked for. When this fails, Sail writes below the path
+    as given: ``storage.ENGINE_PATH_CHARACTERS`` can then grow."""
+    spark.range(1).withColumn("d", F.lit("x")).write.format("delta").partitionBy("d").save(str(tmp_path / "a b/t"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a%20b", "a%2520b"]
+
+
+@pytest.mark.parametrize(
+    ("name", "character"),
+    [("my lake", "' '"), ("ünï çødé", "'ü'"), ("l%41ke", "'%'"), ("a#b", "'#'"), ("a*b", "'*'"), ("a?b", "'?'"),
+     ("a[b", "'['"), ("a{b}", "'{'"), ("a~b", "'~'"), ("tab\tb", "'\\t'")],
+)  # fmt: skip
+def test_a_local_lakehouse_root_the_engine_would_escape_is_refused_at_load(name: str, character: str) -> None:
+    """``/tmp/x/my lake`` wrote its Delta log to ``/tmp/x/my%20lake`` and its data to ``/tmp/x/my%2520lake``."""
+    for root in (f"/data/{name}/lh", f"file:///data/{name}/lh"):
+        with pytest.raises(SettingsError, match="MEDALLION_LAKEHOUSE_ROOT") as raised:
+            Settings.from_env({"MEDALLION_LAKEHOUSE_ROOT": root})
+        message = str(raised.value)
+        assert f"character {character}" in message and "accepted: ASCII letters, digits and" in message, message
+
+
+@pytest.mark.parametrize("name", ["lake_2024-01.v2", "a+b", "a@b", "a=b", "a,b", "a:b", "a(b)"])
+def test_local_roots_of_the_characters_sail_writes_as_given_load(name: str) -> None:
+    assert Settings.from_env({"MEDALLION_LAKEHOUSE_ROOT": f"/data/{name}"}).lakehouse_root == f"/data/{name}"
+
+
+@pytest.mark.parametrize("root", ["s3://bucket/my lake", "s3://bucket/l%41ke", "gs://bucket/ünï", "s3://bucket/lh"])
+def test_object_store_roots_are_not_checked_as_local_paths(root: str) -> None:
+    assert Settings.from_env({"MEDALLION_LAKEHOUSE_ROOT": root}).lakehouse_root == root
+    assert DeltaTableStore(root=root).root_uri == root
+
+
+def test_the_default_root_below_a_working_folder_with_a_space_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``.lakehouse`` (the default) resolves below the working folder: it is checked as resolved."""
+    (tmp_path / "my work").mkdir()
+    monkeypatch.chdir(tmp_path / "my work")
+    with pytest.raises(SettingsError, match=r"MEDALLION_LAKEHOUSE_ROOT='\.lakehouse'.*character ' '"):
+        Settings.from_env({})
+
+
+def test_a_store_never_hands_the_engine_a_path_it_would_escape(tmp_path: Path) -> None:
+    """Whatever built the store (a test, a script): its tables' locations are refused before anything is written."""
+    store = DeltaTableStore(root=str(tmp_path / "my lake"))
+    for use in (lambda: store.root_uri, lambda: store.table_uri("bronze/orders"), lambda: store.exists("gold/x")):
+        with pytest.raises(StorageConfigError, match=r"MEDALLION_LAKEHOUSE_ROOT.*character ' '"):
+            use()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_medallion_run_with_such_a_root_writes_nothing_and_names_the_variable(tmp_path: Path) -> None:
+    """The tester's command: exit 2 with the setting named, before anything is written anywhere."""
+    (tmp_path / "landing").mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "MEDALLION_LANDING_ROOT": str(tmp_path / "landing"),
+        "MEDALLION_LAKEHOUSE_ROOT": str(tmp_path / "my lake"),
+        "MEDALLION_START_DATE": "2024-01-01",
+    }
+    command = [sys.executable, "-m", "medallion_assets.cli", "run", "--day", "2024-01-02", "--select", "bronze/orders"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "MEDALLION_LAKEHOUSE_ROOT" in done.stderr and "character ' '" in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["landing"]
