@@ -282,15 +282,18 @@ def _where(instance) -> str:
 
 
 def _failure(result) -> str:
-    """The first failed step and its error's message: medallion's own (a ``Failure``), else the innermost."""
-    for event in result.all_events:
-        if event.is_step_failure and event.event_specific_data.error:
-            error = event.event_specific_data.error
-            while error.cause is not None and error.cls_name != "Failure":
-                error = error.cause
-            if error.cls_name == "Failure":  # its message starts with the class's dotted path
-                return f"{event.step_key}: {error.message.split(': ', 1)[-1].strip().splitlines()[0]}"
-            return f"{event.step_key}: {error.message.strip().splitlines()[0]}"
+    """The first failed step and its error's message: medallion's own (a ``Failure``), else the innermost; with no
+    failed step, the run's first error (a resource that failed to start)."""
+    failed = [e for e in result.all_events if e.is_step_failure and e.event_specific_data.error]
+    errors = [e for e in result.all_events if getattr(e.event_specific_data, "error", None)]
+    for event in failed[:1] or errors[:1]:
+        error = event.event_specific_data.error
+        while error.cause is not None and error.cls_name != "Failure":
+            error = error.cause
+        where = event.step_key or event.event_type_value
+        if error.cls_name == "Failure":  # its message starts with the class's dotted path
+            return f"{where}: {error.message.split(': ', 1)[-1].strip().splitlines()[0]}"
+        return f"{where}: {error.message.strip().splitlines()[0]}"
     return "see the run's log in the UI"
 
 

@@ -19,7 +19,7 @@ from resources.alerts import AlertWebhook
 from resources.delta_store import DeltaTableStore
 from resources.engine import SparkEngine
 from resources.landing import LandingZone
-from resources.pipes import PipesLauncher
+from resources.pipes import PipesLauncher, check_workers
 from resources.run_guard import RunGuard
 from sensors.alert_sensors import quality_gate_alert, run_failure_alert
 from sensors.landing_sensors import automation_status, make_landing_sensor
@@ -74,14 +74,16 @@ SCHEDULES = [orders_daily_schedule, maintenance_schedule]
 def build_resources() -> dict[str, object]:
     """Engine, table store, landing zone, settings, alert webhook and, in a Pipes mode, the Pipes launcher,
     configured from the environment (the store's object-store credentials as ``dagster.EnvVar``: ``AWS_*`` for an
-    ``s3://`` lakehouse root; a Databricks mode missing a variable fails here, naming it)."""
+    ``s3://`` lakehouse root); a bad number (the pool wait, the connect timeout, worker counts) or a Databricks mode
+    missing a variable fails here, naming it."""
+    check_workers()  # as every numeric setting, in every execution mode
     return {
         "engine": SparkEngine.from_env(),
         "store": DeltaTableStore.for_root(SETTINGS.lakehouse_root),
         "landing": LandingZone(root=SETTINGS.landing_root),
         "settings": SETTINGS,
         "alerts": AlertWebhook.from_env(),
-        "run_guard": RunGuard(),
+        "run_guard": RunGuard.from_env(),
         **({} if IN_PROCESS else {"pipes": PipesLauncher.from_env(SETTINGS.execution)}),
     }
 

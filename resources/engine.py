@@ -118,9 +118,17 @@ class SparkEngine(dg.ConfigurableResource):
         if os.environ.get("DATABRICKS_SERVERLESS", "").lower() in ("1", "true", "yes"):
             kwargs["databricks_serverless"] = True
         engine = cls(**kwargs)
-        if engine.resolved_mode == "sail":
-            engine.sail_environment()  # a bad MEDALLION_SAIL_* fails the definitions load, naming the variable
+        engine.check()
         return engine
+
+    def check(self) -> None:
+        """``EngineConfigError`` naming a bad setting: the mode, and every number whatever the mode (the connect
+        timeout, the Sail worker counts); in ``sail`` mode the whole Sail setup (called when the definitions load)."""
+        _ = self.resolved_connect_timeout
+        self._sail_count("sail_workers", SAIL_WORKERS_VAR, MAX_SAIL_WORKERS)
+        self._sail_count("sail_task_slots", SAIL_TASK_SLOTS_VAR, MAX_SAIL_TASK_SLOTS)
+        if self.resolved_mode == "sail":
+            self.sail_environment()
 
     @property
     def resolved_mode(self) -> str:

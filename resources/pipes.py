@@ -53,6 +53,16 @@ SERVERLESS_ENVIRONMENT = "2"
 WORKSPACE_RETRY_SECONDS = 120
 
 
+def check_workers(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``MEDALLION_DATABRICKS_WORKERS`` is set; ``SettingsError`` naming it when it is not a whole number of at
+    least 1 (checked when the definitions load, in every execution mode)."""
+    env = os.environ if environ is None else environ
+    workers = env.get(ENV_VARS["workers"])
+    if workers and (not workers.strip().isdigit() or int(workers) < 1):
+        raise SettingsError(f"{ENV_VARS['workers']}={workers!r} is not a whole number of at least 1")
+    return bool(workers)
+
+
 class PipesLauncher(dg.ConfigurableResource):
     """Where and how a gated table's step is submitted through Dagster Pipes."""
 
@@ -80,9 +90,7 @@ class PipesLauncher(dg.ConfigurableResource):
         if missing := missing_variables(mode, {f: env.get(v) for f, v in ENV_VARS.items()}):
             raise missing_error(mode, missing)
         kwargs: dict[str, Any] = {f: dg.EnvVar(v) for f, v in ENV_VARS.items() if env.get(v) and f != "workers"}
-        if workers := env.get(ENV_VARS["workers"]):
-            if not workers.strip().isdigit() or int(workers) < 1:
-                raise SettingsError(f"{ENV_VARS['workers']}={workers!r} is not a whole number of at least 1")
+        if check_workers(env):
             kwargs["workers"] = dg.EnvVar.int(ENV_VARS["workers"])
         return cls(mode=mode, **kwargs)
 

@@ -358,6 +358,13 @@ class RunGuard(dg.ConfigurableResource):
 
     _wait: PoolWait | None = PrivateAttr(default=None)
 
+    @classmethod
+    def from_env(cls) -> RunGuard:
+        """A guard whose wait is ``MEDALLION_POOL_WAIT_SECONDS``, checked now: a bad value fails the definitions load,
+        naming the variable, rather than every run at its start."""
+        pool_wait_setting()
+        return cls()
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         setting, limit = pool_wait_setting(self.pool_wait_seconds)
         instance, run = context.instance, context.dagster_run

@@ -6,6 +6,7 @@ before any table is written. The resource shows in the Dagster UI with the value
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -122,6 +123,42 @@ VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
 }
 
 
+#: Every ``MEDALLION_*`` name the project reads, here or elsewhere: the engine (``resources/engine.py``), the run guard,
+#: the alert webhook, Dagster Pipes (``resources/pipes.py``), the production instance (``deploy/``). Any other name but
+#: ``MEDALLION_THRESHOLD_*`` fails the load as a misspelling (``tests/test_settings.py`` greps the repository for them).
+KNOWN_VARIABLES: frozenset[str] = frozenset(
+    {
+        *VARIABLES,
+        "MEDALLION_POOL_WAIT_SECONDS",
+        "MEDALLION_ALERT_WEBHOOK",
+        "MEDALLION_ENGINE",
+        "MEDALLION_SPARK_REMOTE",
+        "MEDALLION_SPARK_TOKEN",
+        "MEDALLION_CONNECT_TIMEOUT_SECONDS",
+        "MEDALLION_SAIL_MODE",
+        "MEDALLION_SAIL_WORKERS",
+        "MEDALLION_SAIL_TASK_SLOTS",
+        "MEDALLION_DATABRICKS_NODE_TYPE",
+        "MEDALLION_DATABRICKS_SPARK_VERSION",
+        "MEDALLION_DATABRICKS_WORKERS",
+        "MEDALLION_DATABRICKS_VOLUME_PATH",
+        "MEDALLION_DATABRICKS_WHEEL",
+        "MEDALLION_DATABRICKS_SCRIPT",
+        "MEDALLION_JOB_LAKEHOUSE_ROOT",
+        "MEDALLION_JOB_LANDING_ROOT",
+        "MEDALLION_PG_HOST",
+        "MEDALLION_PG_PORT",
+        "MEDALLION_PG_USER",
+        "MEDALLION_PG_PASSWORD",
+        "MEDALLION_PG_DB",
+        "MEDALLION_PG_BIN",
+        "MEDALLION_PG_OS_USER",
+        "MEDALLION_CODE_SERVER_PORT",
+        "MEDALLION_UI_PORT",
+    }
+)
+
+
 class Settings(dg.ConfigurableResource):
     """Roots, the partition start, quality thresholds, publish guards, sensor settle time and run limits."""
 
@@ -151,6 +188,7 @@ class Settings(dg.ConfigurableResource):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings in force, every ``MEDALLION_*`` variable validated; ``SettingsError`` names a bad one."""
         env = os.environ if environ is None else environ
+        check_names(env)
         values: dict[str, Any] = {
             field: parse(name, env[name]) for name, (field, parse) in VARIABLES.items() if name in env
         }
@@ -168,10 +206,13 @@ class Settings(dg.ConfigurableResource):
         known = list(tables)
         unknown = sorted(key for key in self.thresholds if "/" in key and key not in known)
         if unknown:
-            names = ", ".join(THRESHOLD_PREFIX + key.replace("/", "_").upper() for key in unknown)
+            variables = [_threshold_variable(table) for table in known]
+            names = "; ".join(
+                f"{v}: no such gated table{_closest(v, variables)}" for v in map(_threshold_variable, unknown)
+            )
             layers = sorted({key.split("/", 1)[0] for key in unknown})
             tables_of = ", ".join(t for t in known if t.split("/", 1)[0] in layers)
-            raise SettingsError(f"{names}: no such gated table; the {'/'.join(layers)} tables are {tables_of}")
+            raise SettingsError(f"{names}; the {'/'.join(layers)} tables are {tables_of}")
 
     def threshold(self, table: str) -> float:
         """The minimum share of rows that must pass for ``layer/name`` to publish a partition."""
@@ -179,10 +220,39 @@ class Settings(dg.ConfigurableResource):
         return self.thresholds.get(table, self.thresholds.get(layer, LAYER_DEFAULTS[layer]))
 
 
+def check_names(env: Mapping[str, str]) -> None:
+    """``SettingsError`` naming each ``MEDALLION_*`` variable the project does not read, with the closest one it does
+    (a misspelled name would otherwise leave its setting at the default without a word)."""
+    unknown = sorted(n for n in env if n.startswith("MEDALLION_") and n not in KNOWN_VARIABLES)
+    unknown = [name for name in unknown if not name.startswith(THRESHOLD_PREFIX)]
+    if unknown:
+        known = sorted(KNOWN_VARIABLES)
+        raise SettingsError(
+            "; ".join(f"{n} is not a medallion setting{_closest(n, known, ' (README: Settings)')}" for n in unknown)
+        )
+
+
+def _closest(name: str, known: list[str], otherwise: str = "") -> str:
+    """`` (did you mean X?)`` for the known name closest to ``name``; ``otherwise`` when none is close."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else otherwise
+
+
+def _threshold_variable(key: str) -> str:
+    """``silver/dim_customer`` → ``MEDALLION_THRESHOLD_SILVER_DIM_CUSTOMER``."""
+    return THRESHOLD_PREFIX + key.replace("/", "_").upper()
+
+
 def _threshold_key(name: str) -> str:
     """``MEDALLION_THRESHOLD_SILVER`` → ``silver``; ``…_SILVER_DIM_CUSTOMER`` → ``silver/dim_customer``."""
     rest = name.removeprefix(THRESHOLD_PREFIX).lower()
-    layer, _, table = rest.partition("_")
+    layer, underscore, table = rest.partition("_")
     if layer not in LAYER_DEFAULTS:
-        raise SettingsError(f"{name}: unknown layer {layer!r}; expected one of {', '.join(LAYER_DEFAULTS)}")
+        layers = [_threshold_variable(layer) for layer in LAYER_DEFAULTS]
+        raise SettingsError(
+            f"{name}: unknown layer {layer!r}; expected one of {', '.join(LAYER_DEFAULTS)}"
+            f"{_closest(_threshold_variable(layer), layers)}"
+        )
+    if underscore and not table.strip("_"):
+        raise SettingsError(f"{name}: empty table name; {_threshold_variable(layer)} sets every {layer} table")
     return f"{layer}/{table}" if table else layer
