@@ -74,17 +74,23 @@ def json_keys(parsed: DataFrame) -> set[str]:
 
 
 def extra_columns(fields: Iterable[str], reserved: Iterable[str], keys: Iterable[str]) -> dict[str, str]:
-    """Bronze column name for each JSON key outside ``fields`` (snake_case, never clashing with ``reserved``)."""
+    """Bronze column name for each JSON key outside ``fields`` (snake_case, never clashing with ``reserved``). A key
+    that is its own snake_case name keeps it whatever other keys come (``note`` is ``note``, ``Note`` then
+    ``note_``); the others take theirs in sorted order."""
     known, taken = set(fields), set(reserved)
     columns: dict[str, str] = {}
-    for key in sorted(k for k in keys if k not in known):
-        name = re.sub(r"[^0-9a-z_]", "_", key.lower()) or "_"
+    for key in sorted((k for k in keys if k not in known), key=lambda k: (_snake(k) != k, k)):
+        name = _snake(key)
         if name[0].isdigit() or name in taken or name.startswith(WORKING_PREFIX):
             name = f"x_{name}"
         while name in columns.values() or name in taken:
             name = f"{name}_"
         columns[key] = name
     return columns
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"[^0-9a-z_]", "_", key.lower()) or "_"
 
 
 def bronze_columns(
@@ -95,24 +101,34 @@ def bronze_columns(
     outside the contract are parsed only on the lines that have some."""
     fields = list(fields)
     exact, parsed_fields, keys = F.col("_exact"), F.col(FIELDS), F.col(KEYS)
-    extra = None
-    if extras:
-        struct = ", ".join(f"`{k.replace('`', '``')}` string" for k in extras)
-        extra = F.when(outside_contract(fields), F.from_json("value", struct))
+    extra_values = _extra_values(fields, list(extras))
 
-    def field(key: str, source: Column) -> Column:
-        return F.when(exact.isNotNull(), exact.getItem(key)).otherwise(source.getField(key))
+    def field(key: str, parsed_value: Column) -> Column:
+        return F.when(exact.isNotNull(), exact.getItem(key)).otherwise(parsed_value)
 
     return parsed.select(
         F.col(day_column),
-        *(field(f, parsed_fields).alias(f) for f in fields),
-        *(field(key, extra).alias(name) for key, name in extras.items()),
+        *(field(f, parsed_fields.getField(f)).alias(f) for f in fields),
+        *(field(key, value).alias(name) for (key, name), value in zip(extras.items(), extra_values, strict=True)),
         F.when(keys.isNull() & F.col("value").isNotNull(), F.col("value")).alias("_corrupt_record"),
         "_invalid_utf8",
         "_source_file",
         "_line_number",
         F.lit(ingested_at).cast("timestamp").alias("_ingested_at"),
     )
+
+
+def _extra_values(fields: list[str], keys: list[str]) -> list[Column]:
+    """The raw text of each of ``keys`` on the lines with keys outside the contract ``fields``.
+
+    One struct parse, its fields then named by position (``e0``, ``e1``, …): JSON keys are case-sensitive and so
+    is the parse, but the engine's field access is not (``note`` and ``Note`` are ambiguous to it)."""
+    if not keys:
+        return []
+    struct = ", ".join(f"`{k.replace('`', '``')}` string" for k in keys)
+    positional = ", ".join(f"e{i}: string" for i in range(len(keys)))
+    parsed = F.when(outside_contract(fields), F.from_json("value", struct).cast(f"struct<{positional}>"))
+    return [parsed.getField(f"e{i}") for i in range(len(keys))]
 
 
 # -- silver ---------------------------------------------------------------------------------------------------

@@ -230,6 +230,32 @@ def test_lines_that_are_not_one_json_object_keep_their_text_and_never_stop_a_ran
     assert sorted(silver["order_date"].astype(str).unique()) == days and len(silver) == 600
 
 
+def test_extra_keys_differing_only_in_case_never_stop_a_range(resources, store, landing_root) -> None:
+    """``note`` on one day and ``Note`` on the next (or ``AMOUNT`` and ``Amount`` in two files of one day) failed
+    bronze for every day of the range with ``missing or ambiguous field``, nothing published. Each key is now its
+    own column, the contract's ``amount`` read case-sensitively, and every day publishes."""
+    days = [DAY, "2024-01-03", "2024-01-04"]
+    write(landing_root, "a.jsonl", [*good_lines(50), json.dumps(order(50, note="x"))])
+    no_amount = {k: v for k, v in order(51, AMOUNT=7).items() if k != "amount"}
+    write(landing_root, "b.jsonl", [json.dumps(no_amount), *good_lines(10, 60)])
+    write(landing_root, "a.jsonl", [*good_lines(50, day=days[1]), json.dumps(order(50, days[1], Note="y"))], days[1])
+    write(landing_root, "b.jsonl", [json.dumps(order(51, days[1], Amount=700000))], days[1])
+    write(landing_root, "a.jsonl", good_lines(50, day=days[2]), days[2])
+    assert materialize_days(resources, days[0], days[-1]).success
+    bronze = by_line(table(store, "bronze/orders"))
+    assert bronze[(f"orders/date={DAY}/a.jsonl", 51)]["note"] == "x"
+    assert bronze[(f"orders/date={days[1]}/a.jsonl", 51)]["note_"] == "y"
+    amount_upper = bronze[(f"orders/date={DAY}/b.jsonl", 1)]
+    assert amount_upper["amount"] is None and amount_upper["x_amount"] == "7"
+    amount_title = bronze[(f"orders/date={days[1]}/b.jsonl", 1)]
+    assert amount_title["amount"] == "10.5" and amount_title["x_amount_"] == "700000"
+    [missing] = table(store, "quarantine/orders").to_dict("records")
+    assert list(missing["_quarantine_reasons"]) == ["amount_present"] and missing["order_id"] == "o51"
+    silver = table(store, "silver/orders")["order_date"].astype(str)
+    assert silver.value_counts().to_dict() == {DAY: 61, days[1]: 52, days[2]: 50}
+    assert sorted(table(store, "gold/daily_sales")["order_date"].astype(str).unique()) == days
+
+
 def test_a_bom_does_not_cost_the_first_line(resources, store, landing_root) -> None:
     write(landing_root, "part-000.jsonl", "\ufeff".encode() + ("\n".join(good_lines(20)) + "\n").encode())
     assert materialize_days(resources, DAY).success

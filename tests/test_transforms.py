@@ -150,14 +150,42 @@ def test_bronze_gate_counts_lines_that_fail_and_publishes_every_line(lines) -> N
     assert "promo_code" in df.columns
 
 
+@pytest.mark.parametrize("keys_from_map", [False, True])
+def test_extra_keys_differing_only_in_case_are_kept_apart(lines, keys_from_map: bool) -> None:
+    """JSON keys are case-sensitive, the engine's struct field access is not: ``note`` and ``Note`` (or ``AMOUNT`` and
+    ``Amount`` beside the contract's ``amount``) failed the whole bronze step with ``missing or ambiguous field``.
+    Each is now its own column; the contract fields are read case-sensitively, exact numbers included."""
+    rows = bronze(
+        lines(
+            order(order_id="a", note="x"),
+            order(order_id="b", Note="y"),
+            order(order_id="c", note="x2", Note="y2"),
+            order(order_id="d", amount=..., AMOUNT=7),
+            order(order_id="e", amount=7, Amount=700000),
+            '{"order_id": "f", "amount": 1.10, "Amount": 2.50, "note": "n", "Note": "N"}',
+            '{"order_id": "g", "NOTE": "z", "a.b": 1, "we`ird": {"x": 2}, "_Source_File": "s"}',
+        ),
+        keys_from_map=keys_from_map,
+    ).collect()
+    got = {r.order_id: r.asDict() for r in rows}
+    notes = [(got[k]["note"], got[k]["note__"]) for k in "abcf"]  # note is note, then NOTE and Note, sorted
+    assert notes == [("x", None), (None, "y"), ("x2", "y2"), ("n", "N")]
+    assert [got[k]["amount"] for k in "def"] == [None, "7", "1.10"]
+    assert (got["d"]["x_amount"], got["d"]["x_amount_"]) == ("7", None)  # AMOUNT, then Amount
+    assert (got["e"]["x_amount"], got["e"]["x_amount_"]) == (None, "700000")
+    assert got["f"]["x_amount_"] == "2.50"
+    assert (got["g"]["note_"], got["g"]["a_b"], got["g"]["we_ird"]) == ("z", "1", '{"x":2}')
+    assert got["g"]["x__source_file"] == "s" and got["g"]["_source_file"] == "orders/date=2024-01-02/a.jsonl"
+
+
 def test_extra_column_names_never_clash() -> None:
     keys = ["order_id", "Promo Code", "promo_code", "1st", "_source_file", "t_amount"]
     cols = transforms.extra_columns(contract.FIELDS, contract.CONTRACT.bronze_columns, keys)
     assert cols == {
         "1st": "x_1st",
-        "Promo Code": "promo_code",
+        "Promo Code": "promo_code_",  # a key that is its own column name keeps it
         "_source_file": "x__source_file",
-        "promo_code": "promo_code_",
+        "promo_code": "promo_code",
         "t_amount": "x_t_amount",  # t_ is the pipeline's working prefix
     }
 
