@@ -58,10 +58,15 @@ def listings(run: Run, source: str) -> list[DayListing]:
     return found
 
 
-def _unread(run: Run, day: str, file: LandingFile, exc: OSError) -> None:
-    """A listed file that could not be read: its day is refused by the publish guard (the file named), the other
-    days go on."""
-    why = exc.strerror or str(exc)
+def _unread(run: Run, day: str, file: LandingFile, exc: Exception) -> None:
+    """A listed file that could not be read — gone or changed since it was listed (``OSError``), or content the
+    reader failed on (any other error, logged with its traceback): its day is refused by the publish guard (the
+    file and the error named), the other days go on."""
+    if isinstance(exc, OSError):
+        why = exc.strerror or str(exc)
+    else:
+        why = f"the landing reader failed on it: {type(exc).__name__}: {exc}"
+        run.context.log.error(f"{file.relative} ({day}): {why}", exc_info=exc)
     run.unread.setdefault(day, {})[file.relative] = why
     run.context.log.warning(f"{file.relative} could not be read ({why}); the publish guard judges {day}")
 
@@ -135,7 +140,7 @@ def json_lines(source: str, partition_column: str) -> Callable[[Run], dict[str, 
             index, day, file = job
             try:
                 batches, found = read_json_lines(file)
-            except OSError as exc:  # gone, or replaced by a link or a folder, since it was listed
+            except Exception as exc:  # gone or changed since it was listed, or content the reader fails on
                 _unread(run, day, file, exc)
                 return None
             if batches:
@@ -161,7 +166,7 @@ def csv_records(source: str, partition_column: str, required: Sequence[str]) -> 
             for file in day.files:
                 try:
                     parsed.append((day.day, file, read_csv_records(file, required=required)))
-                except OSError as exc:  # gone, or replaced by a link or a folder, since it was listed
+                except Exception as exc:  # gone or changed since it was listed, or content the reader fails on
                     _unread(run, day.day, file, exc)
         _report(run, [p.read for _, _, p in parsed], [day for day, _, _ in parsed])
         columns = list(dict.fromkeys([*required, *(c for _, _, p in parsed for c in p.columns)]))

@@ -42,6 +42,8 @@ EXACT_TYPE = pa.map_(pa.string(), pa.string())
 #: ending in 0 after its first digit (``1.10``), a fraction with four leading zeros, or any exponent.
 RISKY_NUMBER = r"[:,\[]\s*(?:-0\s*[,}\]]|-?(?:[0-9.]{17,}|[0-9]+\.[0-9]*[0-9]0\s*[,}\]]|[0-9]*\.0000|[0-9.]+[eE]))"
 _WS = re.compile(r"[ \t\r\n]*")
+#: A UTF-16 surrogate: in decoded JSON text only from an escaped lone one (``\ud800``), which is no Unicode text.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _DECODER = json.JSONDecoder(parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
 
 
@@ -205,7 +207,8 @@ def _exact_column(text: pa.StringArray) -> pa.Array:
 def exact_fields(line: str) -> dict[str, str | None] | None:
     """The top-level fields of a JSON object line as text: strings decoded, every other value exactly as written
     (numbers, ``true``, nested objects), null for ``null``; a repeated key keeps its last value. None when the
-    line is not one JSON object, or nests too deep to read here (the engine's parse then judges it)."""
+    line is not one JSON object, nests too deep to read here, or has a key or string value that is no Unicode text
+    (an escaped lone surrogate): the engine's parse then judges it."""
     try:
         pos = _WS.match(line, 0).end()
         if line[pos] != "{":
@@ -218,11 +221,15 @@ def exact_fields(line: str) -> dict[str, str | None] | None:
             if line[pos] != '"':
                 return None
             key, pos = scanstring(line, pos + 1)
+            if _SURROGATE.search(key):
+                return None
             pos = _WS.match(line, pos).end()
             if line[pos] != ":":
                 return None
             start = _WS.match(line, pos + 1).end()
             value, pos = _DECODER.raw_decode(line, start)
+            if isinstance(value, str) and _SURROGATE.search(value):
+                return None
             fields[key] = value if isinstance(value, str) or value is None else line[start:pos]
             pos = _WS.match(line, pos).end()
             if line[pos] == "}":

@@ -256,6 +256,59 @@ def test_extra_keys_differing_only_in_case_never_stop_a_range(resources, store, 
     assert sorted(table(store, "gold/daily_sales")["order_date"].astype(str).unique()) == days
 
 
+SURROGATES = {
+    "lone_high": r'"region": "north\ud800"',
+    "lone_low": r'"region": "\udc00north"',
+    "reversed_pair": r'"region": "north\udc00\ud800"',
+    "in_a_key": r'"region": "north", "n\ud800te": "x"',
+}
+
+
+def surrogate_line(i: int, escaped: str, amount: str = "1.10") -> str:
+    """An order line with ``escaped`` (JSON text, ``\\ud800`` as six characters) and ``amount`` as written."""
+    return (
+        f'{{"order_id": "s{i}", "customer_id": "c1", "order_ts": "{DAY}T10:00:00Z", "status": "paid", '
+        f'"amount": {amount}, {escaped}, "updated_at": "{DAY}T10:00:00Z"}}'
+    )
+
+
+def test_reader_an_escaped_lone_surrogate_leaves_the_line_to_the_engine(tmp_path) -> None:
+    """A number kept exactly (``1.10``) on a line with an escaped lone surrogate failed the read (and every day of
+    the range) with ``UnicodeEncodeError``: the decoded text is no Unicode. The exact reading now gives up on such a
+    line, as on any it cannot read; an escaped surrogate pair (an emoji) is text and still read exactly."""
+    lines = [surrogate_line(i, escaped) for i, escaped in enumerate(SURROGATES.values())]
+    lines.append(surrogate_line(9, r'"region": "north\ud83d\ude00"'))
+    path = tmp_path / "part.jsonl"
+    path.write_text("".join(f"{line}\n" for line in lines))
+    batches, read = read_json_lines(LandingFile(path, f"orders/date={DAY}/part.jsonl", path.stat().st_size))
+    got = pa.Table.from_batches(batches).to_pydict()
+    assert got["value"] == lines and read.rows == len(lines)
+    assert got["_exact"][: len(SURROGATES)] == [None] * len(SURROGATES)
+    assert dict(got["_exact"][-1])["amount"] == "1.10" and dict(got["_exact"][-1])["region"] == "north\U0001f600"
+
+
+def test_an_escaped_lone_surrogate_is_quarantined_and_the_range_publishes(resources, store, landing_root) -> None:
+    """Beside a number kept exactly, it failed every day with ``UnicodeEncodeError`` naming no file; without one it
+    was quarantined as ``json_object``. Now both are, kept whole in bronze, and the other lines and days publish."""
+    days = [DAY, "2024-01-03"]
+    for day in days:
+        write(landing_root, "part-000.jsonl", good_lines(200, day=day), day=day)  # 5 bad lines of 206 pass the gates
+    odd = [surrogate_line(i, escaped) for i, escaped in enumerate(SURROGATES.values())]
+    odd.append(surrogate_line(8, SURROGATES["lone_high"], amount="1.1"))  # no exact number: as before
+    odd.append(surrogate_line(9, r'"region": "north\ud83d\ude00"'))
+    write(landing_root, "odd.jsonl", odd)
+    assert materialize_days(resources, days[0], days[-1]).success
+    bronze = by_line(table(store, "bronze/orders"))
+    for n, line in enumerate(odd[:-1], start=1):
+        assert bronze[(f"orders/date={DAY}/odd.jsonl", n)]["_corrupt_record"] == line, n
+    quarantine = table(store, "quarantine/orders")
+    assert sorted(quarantine["_line_number"]) == list(range(1, len(odd)))
+    assert all(list(r) == ["json_object"] for r in quarantine["_quarantine_reasons"])
+    silver = table(store, "silver/orders").set_index("order_id")
+    assert silver.loc["s9", "region"] == "north\U0001f600" and str(silver.loc["s9", "amount"]) == "1.10"
+    assert silver["order_date"].astype(str).value_counts().to_dict() == {DAY: 201, days[1]: 200}
+
+
 def test_a_bom_does_not_cost_the_first_line(resources, store, landing_root) -> None:
     write(landing_root, "part-000.jsonl", "\ufeff".encode() + ("\n".join(good_lines(20)) + "\n").encode())
     assert materialize_days(resources, DAY).success

@@ -177,6 +177,31 @@ def test_a_file_gone_between_listing_and_reading_refuses_its_day_only(
     assert day_rows(store, "bronze/orders", "2024-01-03") > 0 and day_rows(store, "bronze/orders") == 0
 
 
+def test_a_file_the_reader_fails_on_refuses_its_day_only_naming_it(
+    resources, store, sample, landing_root, monkeypatch
+) -> None:
+    """Content the landing reader fails on (an escaped lone surrogate beside an exact number raised
+    ``UnicodeEncodeError`` from Arrow) failed every day of the range, naming no file. Whatever the reader's fault,
+    its day is now refused naming the file and the error; the other days publish."""
+    from medallion_assets import ingest
+
+    read, faulty = ingest.read_json_lines, f"orders/date={DAY}/part-001.jsonl"
+
+    def fails(file, **kwargs):
+        if file.relative == faulty:
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        return read(file, **kwargs)
+
+    monkeypatch.setattr(ingest, "read_json_lines", fails)
+    result = materialize_days(resources, "2024-01-01", "2024-01-03", selection="bronze/orders")
+    assert result.success  # the other days publish
+    [refused] = run_log.refused_in_run(store, result.run_id)
+    assert refused["partition"] == DAY and faulty in refused["error_message"]
+    assert "UnicodeEncodeError" in refused["error_message"]
+    assert day_rows(store, "bronze/orders", "2024-01-01") > 0
+    assert day_rows(store, "bronze/orders", "2024-01-03") > 0 and day_rows(store, "bronze/orders") == 0
+
+
 def test_a_file_written_to_after_listing_refuses_its_day_only(resources, store, published, monkeypatch) -> None:
     """A writer still appending when the run read the file: its day was replaced by what stood at that moment (a
     half-written last line quarantined as corrupt). Now the day is refused naming the file, and the published day
