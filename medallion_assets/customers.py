@@ -39,7 +39,7 @@ BRONZE_SPEC = TableSpec(
     rules=contract.BRONZE_RULES,
     partition_column=PART,
     keeps_failing_rows=True,
-    read=csv_records(contract.SOURCE, PART, contract.FIELDS),
+    read=csv_records(contract.SOURCE, PART, contract.FIELDS, reserved=contract.COLUMNS),
     guard_volume=True,
     checks=(line_accounting(BRONZE, PART),),
     sample_columns=("_raw_record", "_csv_error"),

@@ -46,7 +46,17 @@ from medallion_assets.quality.gate import (
     gate_metadata,
     percent,
 )
-from medallion_assets.quality.rules import FAILURES, REASONS, WARNINGS, RuleSet, evaluate, is_valid, rule_counts
+from medallion_assets.quality.rules import (
+    FAILURES,
+    QUARANTINED_AT,
+    REASONS,
+    RUN_ID,
+    WARNINGS,
+    RuleSet,
+    evaluate,
+    is_valid,
+    rule_counts,
+)
 from medallion_assets.quiet import chosen_dagster_apis, gated_by_publish
 from medallion_assets.transforms import RANK, WORKING_PREFIX, rank_latest
 from resources.delta_store import DeltaTableStore, WriteResult, storage_refusal
@@ -384,8 +394,8 @@ def quarantine_rows(checked: DataFrame, *, quarantined_at: datetime, run_id: str
     return checked.filter(~is_valid()).select(
         *columns,
         F.col(REASONS),
-        F.lit(quarantined_at).cast("timestamp").alias("_quarantined_at"),
-        F.lit(run_id).alias("_run_id"),
+        F.lit(quarantined_at).cast("timestamp").alias(QUARANTINED_AT),
+        F.lit(run_id).alias(RUN_ID),
     )
 
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame
 
+from medallion_assets.quality.rules import PIPELINE_COLUMNS
 from resources.landing import DayListing, LandingFile
 from resources.landing_files import (
     JSON_LINE_FIELDS,
@@ -157,15 +158,20 @@ def json_lines(source: str, partition_column: str) -> Callable[[Run], dict[str, 
     return read
 
 
-def csv_records(source: str, partition_column: str, required: Sequence[str]) -> Callable[[Run], dict[str, DataFrame]]:
-    """Read hook: every record of the run's days of a CSV source, over the union of all headers' columns."""
+def csv_records(
+    source: str, partition_column: str, required: Sequence[str], reserved: Sequence[str] = ()
+) -> Callable[[Run], dict[str, DataFrame]]:
+    """Read hook: every record of the run's days of a CSV source, over the union of all headers' columns. A header
+    column named like the partition column, ``_source_file``, one of ``reserved`` (the table's other columns) or
+    one the pipeline adds (``PIPELINE_COLUMNS``) is renamed as JSON extras are (``landing_files.column_name``)."""
+    taken = (*reserved, partition_column, SOURCE_FILE, *PIPELINE_COLUMNS)
 
     def read(run: Run) -> dict[str, DataFrame]:
         parsed: list[tuple[str, LandingFile, CsvFile]] = []
         for day in listings(run, source):
             for file in day.files:
                 try:
-                    parsed.append((day.day, file, read_csv_records(file, required=required)))
+                    parsed.append((day.day, file, read_csv_records(file, required=required, reserved=taken)))
                 except Exception as exc:  # gone or changed since it was listed, or content the reader fails on
                     _unread(run, day.day, file, exc)
         _report(run, [p.read for _, _, p in parsed], [day for day, _, _ in parsed])

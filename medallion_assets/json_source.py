@@ -24,7 +24,7 @@ from medallion_assets.factory import ReadBackCheck, Run, TableSpec
 from medallion_assets.ingest import LANDING, json_lines
 from medallion_assets.partitions import SILVER_FRESHNESS
 from medallion_assets.quality.checks import key_unique, line_accounting, row_accounting
-from medallion_assets.quality.rules import Rule, RuleSet, present
+from medallion_assets.quality.rules import PIPELINE_COLUMNS, Rule, RuleSet, present
 from medallion_assets.transforms import WORKING_PREFIX
 from resources.engine_features import runs_json_object_keys
 
@@ -158,7 +158,8 @@ def bronze_frame(
 ) -> tuple[DataFrame, dict[str, str]]:
     """Bronze rows of parsed lines (``transforms.parse_lines``) and the columns given to fields outside the
     contract (one pass over the lines finds their keys)."""
-    extras = transforms.extra_columns(contract.fields, contract.bronze_columns, transforms.json_keys(parsed))
+    reserved = (*contract.bronze_columns, *PIPELINE_COLUMNS)
+    extras = transforms.extra_columns(contract.fields, reserved, transforms.json_keys(parsed))
     bronze = transforms.bronze_columns(
         parsed, day_column=contract.partition_column, fields=contract.fields, extras=extras, ingested_at=ingested_at
     )

@@ -6,7 +6,6 @@ Databricks, or classic JVM Spark (the portability test runs them on both).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
@@ -14,8 +13,8 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from medallion_assets.quality.rules import is_valid
+from resources.landing_files import WORKING_PREFIX, column_name
 
-WORKING_PREFIX = "t_"
 FIELDS = f"{WORKING_PREFIX}fields"
 KEYS = f"{WORKING_PREFIX}keys"
 RANK = f"{WORKING_PREFIX}version_rank"
@@ -74,23 +73,17 @@ def json_keys(parsed: DataFrame) -> set[str]:
 
 
 def extra_columns(fields: Iterable[str], reserved: Iterable[str], keys: Iterable[str]) -> dict[str, str]:
-    """Bronze column name for each JSON key outside ``fields`` (snake_case, never clashing with ``reserved``). A key
-    that is its own snake_case name keeps it whatever other keys come (``note`` is ``note``, ``Note`` then
-    ``note_``); the others take theirs in sorted order."""
+    """Bronze column name for each JSON key outside ``fields`` (``column_name``, then ``_`` until it clashes with no
+    other and no ``reserved`` one). A key that is its own column name keeps it whatever other keys come (``note`` is
+    ``note``, ``Note`` then ``note_``); the others take theirs in sorted order."""
     known, taken = set(fields), set(reserved)
     columns: dict[str, str] = {}
-    for key in sorted((k for k in keys if k not in known), key=lambda k: (_snake(k) != k, k)):
-        name = _snake(key)
-        if name[0].isdigit() or name in taken or name.startswith(WORKING_PREFIX):
-            name = f"x_{name}"
+    for key in sorted((k for k in keys if k not in known), key=lambda k: (column_name(k) != k, k)):
+        name = column_name(key, taken)
         while name in columns.values() or name in taken:
             name = f"{name}_"
         columns[key] = name
     return columns
-
-
-def _snake(key: str) -> str:
-    return re.sub(r"[^0-9a-z_]", "_", key.lower()) or "_"
 
 
 def bronze_columns(

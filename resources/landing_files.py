@@ -24,7 +24,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from json.decoder import scanstring
 from typing import BinaryIO
@@ -243,12 +243,17 @@ def exact_fields(line: str) -> dict[str, str | None] | None:
 
 # -- CSV ----------------------------------------------------------------------------------------------------
 CSV_AUDIT = ("_line_number", "_raw_record", "_invalid_utf8", "_csv_error")
+#: The prefix of the pipeline's working columns (``t_amount``, silver's typed values): no landed column has it.
+WORKING_PREFIX = "t_"
 
 
-def column_name(header: str) -> str:
-    """A CSV header as a snake_case column name (``t_`` is reserved for the pipeline's working columns)."""
-    name = re.sub(r"[^0-9a-z_]", "_", header.strip().lower()) or "_"
-    return f"x_{name}" if name.startswith("t_") or name[0].isdigit() else name
+def column_name(landed: str, reserved: Collection[str] = ()) -> str:
+    """A landed name (a JSON key, a CSV header) as a snake_case column name, ``x_`` before it when it starts with a
+    digit or ``WORKING_PREFIX`` or names a ``reserved`` column (audit, partition): the one rule for both sources,
+    so a landed column never replaces or clashes with the pipeline's."""
+    name = re.sub(r"[^0-9a-z_]", "_", landed.lower()) or "_"
+    clashes = name[0].isdigit() or name.startswith(WORKING_PREFIX) or name in reserved
+    return f"x_{name}" if clashes else name
 
 
 @dataclass
@@ -260,10 +265,11 @@ class CsvFile:
     read: FileRead
 
 
-def read_csv_records(file: LandingFile, *, required: Sequence[str]) -> CsvFile:
+def read_csv_records(file: LandingFile, *, required: Sequence[str], reserved: Collection[str] = ()) -> CsvFile:
     """Every record of a CSV file with its first physical line, raw text and shape problems (never raises on
     content: a bad header, a record of the wrong length or a line the csv module cannot read is described in
-    ``_csv_error``)."""
+    ``_csv_error``). A header column named like a ``reserved`` column or the reader's own is renamed
+    (``column_name``)."""
     read = FileRead(file.relative)
     with open_landed(file) as handle:
         data = handle.read()
@@ -278,10 +284,10 @@ def read_csv_records(file: LandingFile, *, required: Sequence[str]) -> CsvFile:
         read.blank += header.last - header.first + 1
     else:
         return CsvFile([], [], read)
-    columns, header_problem = _header(header.values, required)
+    columns, header_problem = _header(header.values, required, reserved)
     if header_problem and header.last > header.first:  # a stray quote may have folded records into the header
         header = _line_alone(physical, header.first)
-        columns, header_problem = _header(header.values, required)
+        columns, header_problem = _header(header.values, required, reserved)
     if header.problem:
         header_problem = "; ".join(filter(None, [f"header: {header.problem}", header_problem]))
     records = []
@@ -403,8 +409,10 @@ def _parse(physical: list[str], start: int, stop: int) -> Iterator[_Span]:
         first = consumed + 1
 
 
-def _header(fields: list[str], required: Sequence[str]) -> tuple[list[str], str | None]:
-    names = [column_name(f) for f in fields]
+def _header(fields: list[str], required: Sequence[str], reserved: Collection[str]) -> tuple[list[str], str | None]:
+    """The columns of a header (each renamed by ``column_name`` where it clashes, ``_2`` after a repeat) and its
+    problems: a repeated column, a contract column missing."""
+    names = [column_name(f.strip()) for f in fields]
     problems = []
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -412,10 +420,12 @@ def _header(fields: list[str], required: Sequence[str]) -> tuple[list[str], str 
     missing = [r for r in required if r not in names]
     if missing:
         problems.append(f"header: no column {', '.join(missing)}")
+    taken = {*CSV_AUDIT, *reserved} - set(required)
     unique: list[str] = []
-    for name in names:
+    for field_ in fields:
+        name = column_name(field_.strip(), taken)
         candidate, n = name, 2
-        while candidate in unique or candidate in CSV_AUDIT:
+        while candidate in unique or candidate in taken:
             candidate, n = f"{name}_{n}", n + 1
         unique.append(candidate)
     return unique, "; ".join(problems) or None

@@ -309,6 +309,17 @@ def test_an_escaped_lone_surrogate_is_quarantined_and_the_range_publishes(resour
     assert silver["order_date"].astype(str).value_counts().to_dict() == {DAY: 201, days[1]: 200}
 
 
+def test_extra_keys_named_like_the_pipelines_columns_are_renamed(resources, store, landing_root) -> None:
+    """A key named like a column the pipeline adds (``_quarantine_reasons``, ``_run_id``) failed bronze with
+    ``ambiguous attribute``: the one naming rule reserves those names too."""
+    keys = {"_quarantine_reasons": "r", "_run_id": "i", "_failures": "f"}
+    write(landing_root, "a.jsonl", [*good_lines(100), json.dumps(order(900, status="nope", **keys))])
+    assert materialize_days(resources, DAY).success
+    [bad] = table(store, "quarantine/orders").to_dict("records")
+    assert list(bad["_quarantine_reasons"]) == ["status_known"] and bad["_run_id"] != "i"
+    assert (bad["x__quarantine_reasons"], bad["x__run_id"], bad["x__failures"]) == ("r", "i", "f")
+
+
 def test_a_bom_does_not_cost_the_first_line(resources, store, landing_root) -> None:
     write(landing_root, "part-000.jsonl", "\ufeff".encode() + ("\n".join(good_lines(20)) + "\n").encode())
     assert materialize_days(resources, DAY).success
@@ -509,6 +520,44 @@ def test_a_new_csv_column_is_kept_whichever_file_sorts_first(resources, store, l
     tiers = bronze.set_index("customer_id")["loyalty_tier"]
     assert (tiers[[f"C{i}" for i in range(11, 21)]] == "gold").all()
     assert tiers[[f"C{i}" for i in range(1, 11)]].isna().all()
+
+
+def test_csv_reader_renames_a_header_column_as_json_extras_are(tmp_path) -> None:
+    """One rule for landed names (``column_name``): ``x_`` before a reserved or reader column, a leading digit or
+    ``t_``; a contract column is itself in any case; only a real repeat is a header problem."""
+    header = "Customer_ID,name,email,segment,region,updated_at,ingest_date,x_ingest_date,_line_number,t_x,1st"
+    path = tmp_path / "customers.csv"
+    path.write_text(f"{header}\n{customer(1)},a,b,c,d,e\n")
+    landed = LandingFile(path, f"customers/date={DAY}/customers.csv", path.stat().st_size)
+    found = read_csv_records(landed, required=("customer_id", "updated_at"), reserved=("ingest_date", "customer_id"))
+    assert found.columns[6:] == ["x_ingest_date", "x_ingest_date_2", "x__line_number", "x_t_x", "x_1st"]
+    assert found.columns[0] == "customer_id" and errors(found) == {}
+    [record] = found.records
+    assert (record["x_ingest_date"], record["x_ingest_date_2"], record["_line_number"]) == ("a", "b", 2)
+    repeated = csv_file(tmp_path, f"{HEADER},Name\n{customer(1)},x\n")
+    assert errors(repeated) == {2: "header: repeated column name"} and repeated.columns[-1] == "name_2"
+
+
+@pytest.mark.parametrize(
+    "landed", ["ingest_date", "_source_file", "_ingested_at", "_line_number", "Ingest_Date", "_quarantine_reasons"]
+)
+def test_a_csv_column_named_like_a_bronze_column_is_renamed_not_fatal(
+    lenient_dim, resources, store, landing_root, landed
+):
+    """A header column named like the partition or an audit column failed the customers step (``ingest_date``:
+    ``Fail to merge schema field``, no file named) or had its values replaced by the pipeline's (``_source_file``,
+    ``_ingested_at``). It is now renamed as JSON extras are (``x_`` before it) and keeps its values."""
+    rows = [customer(i) + ",zz" for i in range(1, 41)]
+    write(landing_root, "customers.csv", [f"{HEADER},{landed}", *rows], source="customers")
+    assert customers_run(resources).success
+    bronze = table(store, "bronze/customers").sort_values("_line_number")
+    assert (bronze[f"x_{landed.lower()}"] == "zz").all() and bronze["_csv_error"].isna().all()
+    assert (bronze["ingest_date"].astype(str) == DAY).all()
+    assert (bronze["_source_file"] == f"customers/date={DAY}/customers.csv").all()
+    assert bronze["_line_number"].tolist() == list(range(2, 42)) and bronze["_raw_record"].tolist() == rows
+    assert bronze["_ingested_at"].notna().all()
+    assert customers_run(resources, "silver/dim_customer").success
+    assert len(table(store, "silver/dim_customer")) == 40
 
 
 @pytest.mark.parametrize(

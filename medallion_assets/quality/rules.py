@@ -40,6 +40,10 @@ ACTIONS: tuple[str, ...] = ("warn", "drop", "fail")
 REASONS = "_quarantine_reasons"
 WARNINGS = "_warnings"
 FAILURES = "_failures"
+#: The audit columns of a quarantined row.
+QUARANTINED_AT, RUN_ID = "_quarantined_at", "_run_id"
+#: Columns the pipeline adds to a table's rows (rule evaluation, quarantine): no landed column takes their names.
+PIPELINE_COLUMNS: tuple[str, ...] = (REASONS, WARNINGS, FAILURES, QUARANTINED_AT, RUN_ID)
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
