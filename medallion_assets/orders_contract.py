@@ -37,6 +37,8 @@ AMOUNT_TYPE = "decimal(18,2)"
 ISO_TS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
 NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 EXPONENT = r"[eE]"
+#: places ``without_exponent`` moves a point at most past an amount's digits (decimal(18,2) holds 16 before it)
+SHIFT_LIMIT = 40
 CURRENCY = r"^[A-Z]{3}$"
 
 
@@ -53,11 +55,32 @@ def iso_timestamp(raw: Column) -> Column:
 
 
 def decimal_amount(raw: Column) -> Column:
-    """An amount as decimal(18,2) (half-up); null when not a number or too large."""
+    """An amount as decimal(18,2), rounded half-up exactly whatever the notation (``1.005``, ``1.005e0`` and
+    ``100.5e-2`` are all 1.01); null when not a number or too large."""
     text = unpadded(raw)
-    via_double = text.try_cast("double").try_cast(AMOUNT_TYPE)
-    plain = text.try_cast(AMOUNT_TYPE)
-    return F.when(text.rlike(NUMBER), F.when(text.rlike(EXPONENT), via_double).otherwise(plain))
+    exact = F.when(text.rlike(EXPONENT), without_exponent(text)).otherwise(text)
+    return F.when(text.rlike(NUMBER), exact.try_cast(AMOUNT_TYPE))
+
+
+def without_exponent(number: Column) -> Column:
+    """A ``NUMBER`` text written without its exponent, digit for digit (``100.5e-2`` → ``1.005``): the engine casts
+    only such text to a decimal exactly (Sail 0.7 casts ``1.005e0`` to null, a double makes it 1.00). The point
+    moves at most ``SHIFT_LIMIT`` places past the digits: beyond, the amount is 0.00 or too large either way."""
+    whole = F.regexp_extract(number, r"^[+-]?(\d*)", 1)
+    digits = F.concat(whole, F.regexp_extract(number, r"^[^eE]*\.(\d*)", 1))
+    significant = F.regexp_extract(digits, r"^0*(\d*)$", 1)
+    exponent = F.regexp_extract(number, r"[eE]([+-]?\d+)$", 1).try_cast("long")
+    # the point's place, counted in significant digits from the first: 1 for 1.005, 0 for 0.05, -1 for 0.005
+    point = F.length(whole) - F.length(digits) + F.length(significant) + exponent
+    point = F.least(F.greatest(point, F.lit(-SHIFT_LIMIT)), F.length(significant) + SHIFT_LIMIT)
+    width = F.length(significant)
+    plain = (
+        F.when(significant == "", F.lit("0"))
+        .when(point <= 0, F.concat(F.lit("0."), F.repeat(F.lit("0"), -point), significant))
+        .when(point >= width, F.concat(significant, F.repeat(F.lit("0"), point - width)))
+        .otherwise(F.concat(F.substring(significant, 1, point), F.lit("."), F.substring(significant, point + 1, width)))
+    )
+    return F.concat(F.regexp_extract(number, r"^(-?)", 1), plain)
 
 
 def numeric(name: str) -> Column:

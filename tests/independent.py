@@ -28,6 +28,10 @@ def ready_files(landing: Path, day: str) -> list[Path]:
     )
 
 
+class Number(str):
+    """A JSON number's text, exactly as written (bronze keeps numbers so; a float would round ``1.005e0``)."""
+
+
 def text(value) -> str | None:
     if value is None:
         return None
@@ -55,7 +59,7 @@ def json_objects(paths: list[Path]):
     for path in paths:
         for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, parse_float=Number, parse_int=Number)
             except json.JSONDecodeError:
                 continue
             if isinstance(obj, dict):

@@ -80,3 +80,39 @@ def test_padded_payment_codes_are_the_codes(resources, store, landing_root: Path
     silver = DeltaTable(store.table_uri("silver/payments")).to_pandas()
     assert sorted(silver.payment_id) == ["p1", "p2"]
     assert set(silver.currency) == {"USD"} and set(silver.method) == {"card"} and set(silver.status) == {"captured"}
+
+
+def payments_silver(resources, store, landing_root: Path, lines: list[str]) -> tuple[dict, dict]:
+    """Silver and quarantine (payment_id → reasons) of one day of payment ``lines``, as landed."""
+    folder = landing_root / "payments" / "date=2024-02-01"
+    folder.mkdir(parents=True)
+    (folder / "part-000.jsonl").write_text("".join(f"{line}\n" for line in lines))
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        resources=resources,
+        selection=dg.AssetSelection.assets(TABLES["bronze/payments"], TABLES["silver/payments"]),
+        partition_key="2024-02-01",
+        raise_on_error=False,
+    )
+    assert result.success
+    silver = DeltaTable(store.table_uri("silver/payments")).to_pandas()
+    quarantine = DeltaTable(store.table_uri("quarantine/payments")).to_pandas()
+    reasons = {r.payment_id: sorted(r._quarantine_reasons) for r in quarantine.itertuples()}
+    return {r.payment_id: r for r in silver.itertuples()}, reasons
+
+
+def payment(payment_id: str, **overrides) -> dict:
+    return {"payment_id": payment_id, "order_id": "o1", "paid_at": "2024-02-01T10:00:00Z", "amount": 10,
+            "currency": "USD", "method": "card", "status": "captured", **overrides}  # fmt: skip
+
+
+def test_payment_amounts_round_half_up_exactly_whatever_the_notation(resources, store, landing_root: Path) -> None:
+    """Payments share the orders' amount: ``1.005e0`` was 1.00 (through a double), now 1.01 as ``1.005`` is."""
+    amounts = {"1.005": "1.01", "1.005e0": "1.01", "100.5e-2": "1.01", "1.015": "1.02", "1.015E0": "1.02"}
+    numbers = [json.dumps(payment(f"n{i}", amount=0)).replace('"amount": 0', f'"amount": {a}') for i, a in
+               enumerate(amounts)]  # fmt: skip
+    strings = [json.dumps(payment(f"s{i}", amount=a)) for i, a in enumerate(amounts)]
+    silver, reasons = payments_silver(resources, store, landing_root, numbers + strings)
+    assert reasons == {}
+    for i, expected in enumerate(amounts.values()):
+        assert str(silver[f"n{i}"].amount) == str(silver[f"s{i}"].amount) == expected

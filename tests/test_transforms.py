@@ -1,6 +1,7 @@
 """The pure transforms on tiny hand-made frames, on Sail, through the same steps the assets take."""
 
 import json
+import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -246,6 +247,43 @@ def test_silver_types_values(lines) -> None:
     assert silver["a"].order_ts == datetime(2024, 1, 2, 23, 0)
     assert silver["b"].amount == Decimal("1000.00") and silver["b"].currency == "EUR"
     assert silver["b"].updated_at == datetime(2024, 1, 3, 0, 0, 0, 500000)
+
+
+def with_number(text: str, **overrides) -> str:
+    """An order line whose ``amount`` is the JSON number ``text``, exactly as written."""
+    return json.dumps(order(amount=0, **overrides)).replace('"amount": 0', f'"amount": {text}')
+
+
+#: amount as written → silver's amount (half-up to cents, exactly); None: the row fails amount_in_range
+EXACT_AMOUNTS = {
+    "1.005": "1.01", "1.005e0": "1.01", "100.5e-2": "1.01", "1.015": "1.02", "1.015E0": "1.02",
+    "1.2345e1": "12.35", "1.5e-2": "0.02", "5.0049999999999999999e0": "5.00", "1E+2": "100.00", "+1.005e0": "1.01",
+    ".5e1": "5.00", "5.e0": "5.00", "12345678901234567890e-18": "12.35", "0" * 50 + "1.005e0": "1.01",
+    "1005" + "0" * 50 + "e-53": "1.01", "999999.995e0": None, "1e400": None, "1e-400": None, "1e2147483647": None,
+    "1e99999999999": None, "0e5": None, "-1.005e0": None,
+}  # fmt: skip
+
+
+def engine_reads_number(text: str) -> bool:
+    """``text`` is a JSON number (``+1``, ``.5``, ``5.`` and ``01`` are not) the engine's parse reads in a line (it
+    takes the line for no JSON object when the number is beyond a double: ``1e400``, ``1e-400``)."""
+    number = re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?", text)
+    return number is not None and (float(text) == 0 or 1e-300 < abs(float(text)) < 1e300)
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["number", "string"])
+def test_amounts_round_half_up_exactly_whatever_the_notation(lines, quoted: bool) -> None:
+    """``1.005e0`` and ``100.5e-2`` were typed through a double (1.00); every notation is exact decimal now."""
+    expected = {t: v for t, v in EXACT_AMOUNTS.items() if quoted or engine_reads_number(t)}
+    ids = {t: f"a{i}" for i, t in enumerate(expected)}
+    rows = [order(order_id=o, amount=t) if quoted else with_number(t, order_id=o) for t, o in ids.items()]
+    landed = bronze(lines(*rows))
+    assert [r.amount for r in landed.orderBy("_line_number").collect()] == list(ids)  # bronze: the text as written
+    checked = validated(landed)
+    silver = {r.order_id: str(r.amount) for r in published_rows(SILVER_SPEC, checked).collect()}
+    assert {t: silver.get(o) for t, o in ids.items()} == expected
+    failed = {r.order_id: list(r[REASONS]) for r in checked.collect() if r[REASONS]}
+    assert failed == {o: ["amount_in_range"] for t, o in ids.items() if expected[t] is None}
 
 
 def test_latest_version_wins_with_file_then_line_tie_breaks(lines) -> None:
