@@ -5,8 +5,9 @@ rules, which version of a key wins); ``bronze_spec`` and ``silver_spec`` make th
 source. Orders and payments are both declared this way.
 
 Bronze keeps every non-blank line: each field (contract and extra) as the raw text of its JSON value,
-``_corrupt_record`` for a line that is not a JSON object, ``_invalid_utf8`` (base64) for one that is not UTF-8.
-Repeated keys in one object: the last value wins.
+``_corrupt_record`` for a line that is not a JSON object, ``_invalid_utf8`` (base64) for one that is not UTF-8,
+``_json_types`` for the fields whose value is an object, an array or a boolean (their text alone does not say:
+``true`` and ``"true"`` are both ``true``). Repeated keys in one object: the last value wins.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from medallion_assets.quality.rules import PIPELINE_COLUMNS, Rule, RuleSet, pres
 from medallion_assets.transforms import WORKING_PREFIX
 from resources.engine_features import runs_json_object_keys
 
-AUDIT_COLUMNS: tuple[str, ...] = ("_corrupt_record", "_invalid_utf8", "_source_file", "_line_number", "_ingested_at")
+AUDIT_COLUMNS: tuple[str, ...] = (
+    "_corrupt_record", "_invalid_utf8", "_json_types", "_source_file", "_line_number", "_ingested_at",
+)  # fmt: skip
 SILVER_AUDIT: tuple[str, ...] = ("_source_file", "_line_number", "_ingested_at")
 #: Characters no text field may hold (C0 controls but tab, line feed and carriage return; DEL).
 CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
@@ -87,8 +90,22 @@ def known(field: str, values: tuple[str, ...]) -> Rule:
     return on_parsed(rule.when_present(field))
 
 
+def is_text(field: str) -> Rule:
+    """``<field>_text``: the field's JSON value is a string or a number (its text exactly as written), not an object,
+    an array or a boolean (``_json_types``)."""
+    return on_parsed(
+        Rule.expr(
+            f"{field}_text",
+            lambda: ~F.coalesce(F.array_contains(F.map_keys(F.col("_json_types")), field), F.lit(False)),
+            columns=("_json_types",),
+            description=f"{field} is a JSON string or number, not an object, array or boolean",
+        )
+    )
+
+
 def line_rules(contract: JsonContract) -> list[Rule]:
-    """Rules every JSON-lines source shares: UTF-8, a JSON object per line, no control characters."""
+    """Rules every JSON-lines source shares: UTF-8, a JSON object per line, no control characters, text fields
+    holding text."""
     return [
         Rule.expr(
             "utf8_valid", lambda: F.col("_invalid_utf8").isNull(), columns=("_invalid_utf8",),
@@ -107,6 +124,7 @@ def line_rules(contract: JsonContract) -> list[Rule]:
                 columns=contract.text_fields, description="text fields hold no control characters",
             )
         ),
+        *(is_text(f) for f in contract.text_fields),
     ]  # fmt: skip
 
 
@@ -192,7 +210,7 @@ def bronze_spec(contract: JsonContract) -> TableSpec:
         sample_columns=("value", "_corrupt_record", "_invalid_utf8"),
         description=f"Every non-blank line of every ready {contract.source} file of the day: each field as the raw "
         "text of its JSON value, _corrupt_record (not a JSON object), _invalid_utf8 (not UTF-8, base64), "
-        "_source_file, _line_number, _ingested_at.",
+        "_json_types (fields that are JSON objects, arrays or booleans), _source_file, _line_number, _ingested_at.",
     )
 
 

@@ -90,8 +90,9 @@ def bronze_columns(
     parsed: DataFrame, *, day_column: str, fields: Iterable[str], extras: Mapping[str, str], ingested_at: datetime
 ) -> DataFrame:
     """Bronze rows from parsed lines: each field's raw JSON text (numbers a double would rewrite come from the
-    exact reading, ``_exact``), ``_corrupt_record`` for a line that is not a JSON object, audit columns. Fields
-    outside the contract are parsed only on the lines that have some."""
+    exact reading, ``_exact``), ``_corrupt_record`` for a line that is not a JSON object, ``_json_types`` (which
+    fields are objects, arrays or booleans), audit columns. Fields outside the contract are parsed only on the lines
+    that have some."""
     fields = list(fields)
     exact, parsed_fields, keys = F.col("_exact"), F.col(FIELDS), F.col(KEYS)
     extra_values = _extra_values(fields, list(extras))
@@ -105,6 +106,7 @@ def bronze_columns(
         *(field(key, value).alias(name) for (key, name), value in zip(extras.items(), extra_values, strict=True)),
         F.when(keys.isNull() & F.col("value").isNotNull(), F.col("value")).alias("_corrupt_record"),
         "_invalid_utf8",
+        "_json_types",
         "_source_file",
         "_line_number",
         F.lit(ingested_at).cast("timestamp").alias("_ingested_at"),

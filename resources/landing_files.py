@@ -7,9 +7,10 @@ and written as Parquet to scratch beside the lakehouse; the engine reads that.
 
 JSON lines (``read_json_lines``): one row per non-blank line — ``_line_number`` (1-based, physical), ``value``
 (the line without its line break and a leading UTF-8 BOM; null when the line is not valid UTF-8),
-``_invalid_utf8`` (the line's bytes, base64, when it is not valid UTF-8) and ``_exact`` (every top-level
+``_invalid_utf8`` (the line's bytes, base64, when it is not valid UTF-8), ``_exact`` (every top-level
 field's raw text, for the few lines whose numbers a double-based JSON parser would rewrite: ``1.10``,
-``1e3``, 20-digit integers).
+``1e3``, 20-digit integers) and ``_json_types`` (the type of each top-level value that is an object, an array or
+a boolean, which the engine's text of it does not tell from a string: ``true`` and ``"true"`` are both ``true``).
 
 CSV (``read_csv_records``): one row per record — its first physical line, the raw record text, each header
 column as a string, the problems of its shape (``_csv_error``) and, for records that are not UTF-8, their bytes.
@@ -41,6 +42,9 @@ EXACT_TYPE = pa.map_(pa.string(), pa.string())
 #: A JSON number token a double-based parser would not give back as written: ``-0``, 17+ digits, a fraction
 #: ending in 0 after its first digit (``1.10``), a fraction with four leading zeros, or any exponent.
 RISKY_NUMBER = r"[:,\[]\s*(?:-0\s*[,}\]]|-?(?:[0-9.]{17,}|[0-9]+\.[0-9]*[0-9]0\s*[,}\]]|[0-9]*\.0000|[0-9.]+[eE]))"
+#: What precedes a top-level object, array or boolean (``"k": {``, ``"k": true``): lines without it have none.
+MAYBE_TYPED = r":\s*[\[{tf]"
+JSON_TYPES: dict[type, str] = {dict: "object", list: "array", bool: "boolean"}
 _WS = re.compile(r"[ \t\r\n]*")
 #: A UTF-16 surrogate: in decoded JSON text only from an escaped lone one (``\ud800``), which is no Unicode text.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -100,6 +104,7 @@ JSON_LINE_FIELDS = (
     pa.field("value", pa.string()),
     pa.field("_invalid_utf8", pa.string()),
     pa.field("_exact", EXACT_TYPE),
+    pa.field("_json_types", EXACT_TYPE),
 )
 
 
@@ -169,7 +174,8 @@ def _json_batch(block: bytes, read: FileRead) -> pa.RecordBatch:
         text, invalid, numbers = text.filter(keep), invalid.filter(keep), numbers[~blank]
     read.rows += len(text)
     return pa.RecordBatch.from_arrays(
-        [pa.array(numbers), text, invalid, _exact_column(text)], schema=pa.schema(JSON_LINE_FIELDS)
+        [pa.array(numbers), text, invalid, _exact_column(text), _types_column(text)],
+        schema=pa.schema(JSON_LINE_FIELDS),
     )
 
 
@@ -202,6 +208,30 @@ def _exact_column(text: pa.StringArray) -> pa.Array:
         fields = exact_fields(text[int(i)].as_py())
         values[i] = list(fields.items()) if fields is not None else None
     return pa.array(values, EXACT_TYPE)
+
+
+def _types_column(text: pa.StringArray) -> pa.Array:
+    """``_json_types`` of the lines with a top-level object, array or boolean; null for every other line."""
+    maybe = pc.fill_null(pc.match_substring_regex(text, MAYBE_TYPED), False)
+    indexes = np.flatnonzero(maybe.to_numpy(zero_copy_only=False))
+    if not len(indexes):
+        return pa.nulls(len(text), EXACT_TYPE)
+    values: list[list[tuple[str, str]] | None] = [None] * len(text)
+    for i in indexes:
+        values[i] = list(json_types(text[int(i)].as_py()).items()) or None
+    return pa.array(values, EXACT_TYPE)
+
+
+def json_types(line: str) -> dict[str, str]:
+    """The JSON type (object, array, boolean) of each top-level value of a JSON object line that has one of them;
+    a repeated key, its last value's. Empty for any other line (the engine reads no line this parse does not)."""
+    try:
+        parsed = json.loads(line)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {key: JSON_TYPES[type(value)] for key, value in parsed.items() if type(value) in JSON_TYPES}
 
 
 def exact_fields(line: str) -> dict[str, str | None] | None:

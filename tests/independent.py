@@ -17,6 +17,8 @@ import pandas as pd
 ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
 STATUSES = {"placed", "paid", "shipped", "delivered", "cancelled", "returned"}
 REQUIRED = ("order_id", "customer_id", "order_ts", "status", "amount", "region", "updated_at")
+#: string fields: a JSON string or number (its text), never an object, array or boolean
+TEXT = ("order_id", "customer_id", "status", "currency", "region")
 
 
 def ready_files(landing: Path, day: str) -> list[Path]:
@@ -54,6 +56,11 @@ def amount(value: str | None) -> Decimal | None:
         return None
 
 
+def structured(obj: dict, fields: tuple[str, ...]) -> bool:
+    """One of ``fields`` holds a JSON object, array or boolean."""
+    return any(isinstance(obj.get(k), (dict, list, bool)) for k in fields)
+
+
 def json_objects(paths: list[Path]):
     """(path, line number, object) for every line of ``paths`` that is a JSON object."""
     for path in paths:
@@ -71,7 +78,7 @@ def valid_orders(landing: Path, day: str) -> list[dict]:
     out = []
     for path, number, obj in json_objects(ready_files(landing, day)):
         row = {k: text(obj.get(k)) for k in (*REQUIRED, "currency")}
-        if any(row[k] is None or not row[k].strip() for k in REQUIRED):
+        if any(row[k] is None or not row[k].strip() for k in REQUIRED) or structured(obj, TEXT):
             continue
         # keys and codes compare without white space
         row.update({k: row[k].strip() for k in ("order_id", "customer_id", "status", "region")})
@@ -124,6 +131,7 @@ def bronze_lines(landing: Path, day: str) -> int:
 PAYMENT_FIELDS = ("payment_id", "order_id", "paid_at", "amount", "currency", "method", "status")
 METHODS = {"card", "bank_transfer", "wallet", "voucher"}
 PAYMENT_STATUSES = {"authorized", "captured", "refunded", "failed"}
+PAYMENT_TEXT = ("payment_id", "order_id", "currency", "method", "status")
 
 
 def latest_payments(landing: Path, day: str) -> pd.DataFrame:
@@ -132,7 +140,7 @@ def latest_payments(landing: Path, day: str) -> pd.DataFrame:
     folder = landing / "payments" / f"date={day}"
     for path, number, obj in json_objects(sorted(p for p in folder.iterdir() if p.suffix in (".jsonl", ".json"))):
         row = {k: text(obj.get(k)) for k in PAYMENT_FIELDS}
-        if any(row[k] is None or not row[k].strip() for k in PAYMENT_FIELDS):
+        if any(row[k] is None or not row[k].strip() for k in PAYMENT_FIELDS) or structured(obj, PAYMENT_TEXT):
             continue
         row.update({k: row[k].strip() for k in ("payment_id", "order_id", "currency", "method", "status")})
         paid_at, amt = ts(row["paid_at"]), amount(row["amount"])

@@ -422,6 +422,25 @@ def test_the_reader_keeps_every_non_blank_line_whatever_its_blocks(tmp_path, blo
     assert read.blank == len(lines) - len(expected)
 
 
+def test_the_reader_names_top_level_values_that_are_objects_arrays_or_booleans(tmp_path) -> None:
+    """``_json_types``: the type the engine's text of a value does not tell (``true`` and ``"true"`` are both
+    ``true``). Strings, numbers, nested values and lines that are not one JSON object have none."""
+    typed = {
+        '{"a": {"x": true}, "b": [1], "c": false, "d": "true", "e": 1e2, "f": null}': {
+            "a": "object", "b": "array", "c": "boolean"},
+        '{"a": "x", "\\u0061": [1]}': {"a": "array"},  # a repeated key (escaped): its last value
+        '{"\\u0061": true, "a": "x"}': None,
+        '{"note": "at: true", "n": 1}': None,
+        "[true]": None, '{"a": true} {"b": 1}': None, '{"a": true': None,
+        '{"a": ' + "[" * 5000 + "]" * 5000 + "}": None,  # deeper than the engine reads: its line is corrupt
+    }  # fmt: skip
+    path = tmp_path / "typed.jsonl"
+    path.write_text("\n".join(typed) + "\n")
+    batches, _ = read_json_lines(LandingFile(path, "orders/typed.jsonl", path.stat().st_size))
+    got = pa.Table.from_batches(batches).column("_json_types").to_pylist()
+    assert [dict(t) if t is not None else None for t in got] == list(typed.values())
+
+
 @pytest.mark.parametrize("change", ["appended_after_listing", "rewritten_same_size", "appended_while_read", "csv"])
 def test_a_file_that_changes_after_it_was_listed_is_not_read(tmp_path, monkeypatch, change) -> None:
     """It was read as it stood: lines appended after the listing (a writer still at work) were ingested, half a

@@ -97,12 +97,12 @@ def payments_silver(resources, store, landing_root: Path, lines: list[str]) -> t
     assert result.success
     silver = DeltaTable(store.table_uri("silver/payments")).to_pandas()
     quarantine = DeltaTable(store.table_uri("quarantine/payments")).to_pandas()
-    reasons = {r.payment_id: sorted(r._quarantine_reasons) for r in quarantine.itertuples()}
-    return {r.payment_id: r for r in silver.itertuples()}, reasons
+    reasons = {r["payment_id"]: sorted(r["_quarantine_reasons"]) for r in quarantine.to_dict("records")}
+    return {r["payment_id"]: r for r in silver.to_dict("records")}, reasons
 
 
-def payment(payment_id: str, **overrides) -> dict:
-    return {"payment_id": payment_id, "order_id": "o1", "paid_at": "2024-02-01T10:00:00Z", "amount": 10,
+def payment(key: str, **overrides) -> dict:
+    return {"payment_id": key, "order_id": "o1", "paid_at": "2024-02-01T10:00:00Z", "amount": 10,
             "currency": "USD", "method": "card", "status": "captured", **overrides}  # fmt: skip
 
 
@@ -115,4 +115,23 @@ def test_payment_amounts_round_half_up_exactly_whatever_the_notation(resources, 
     silver, reasons = payments_silver(resources, store, landing_root, numbers + strings)
     assert reasons == {}
     for i, expected in enumerate(amounts.values()):
-        assert str(silver[f"n{i}"].amount) == str(silver[f"s{i}"].amount) == expected
+        assert str(silver[f"n{i}"]["amount"]) == str(silver[f"s{i}"]["amount"]) == expected
+
+
+def test_payment_text_fields_holding_objects_arrays_or_booleans_fail_a_named_rule(
+    resources, store, landing_root: Path
+) -> None:
+    """As for orders: a payment's id, order, currency, method or status that is a JSON object, array or boolean is
+    quarantined with ``<field>_text``; a number is its text, a string its text whatever it looks like."""
+    lines = [
+        payment("p_obj", payment_id={"id": 1}), payment("p_order", order_id=["o1"]), payment("p_method", method=True),
+        payment("p_cur", currency=["USD"]), payment("p_status", status={"s": "captured"}),
+        payment("p_num", order_id=12), payment("true", order_id="[o1]"),
+        *(payment(f"ok{i}") for i in range(100)),
+    ]  # fmt: skip
+    silver, reasons = payments_silver(resources, store, landing_root, [json.dumps(p) for p in lines])
+    assert reasons == {
+        '{"id":1}': ["payment_id_text"], "p_order": ["order_id_text"], "p_method": ["method_known", "method_text"],
+        "p_cur": ["currency_code", "currency_text"], "p_status": ["status_known", "status_text"],
+    }  # fmt: skip
+    assert silver["p_num"]["order_id"] == "12" and silver["true"]["order_id"] == "[o1]" and len(silver) == 102

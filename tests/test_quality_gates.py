@@ -1,5 +1,6 @@
 """Quality gates across runs through a real Dagster instance, the run log, and pandera on published data."""
 
+import json
 import shutil
 from datetime import date
 from decimal import Decimal
@@ -450,3 +451,44 @@ def test_the_pandera_check_reads_the_columns_its_model_checks(tmp_path) -> None:
             strict = True
 
     assert checked_columns(Strict, table) is None
+
+
+def good_order(i: int, **overrides) -> dict:
+    at = "2024-01-02T10:00:00Z"
+    return {"order_id": f"G{i}", "customer_id": f"C{i % 7}", "order_ts": at, "status": "paid", "amount": 10.5,
+            "currency": "USD", "region": "north", "updated_at": at, **overrides}  # fmt: skip
+
+
+def a_day_with(resources, store, landing_root: Path, odd: list[dict]) -> dict[str, pd.DataFrame]:
+    """Bronze, silver, quarantine and gold of 2024-01-02: 200 good orders and the ``odd`` ones, in one run."""
+    folder = landing_root / "orders" / "date=2024-01-02"
+    folder.mkdir(parents=True)
+    rows = [good_order(i) for i in range(200)] + odd
+    (folder / "part-000.jsonl").write_text("".join(f"{json.dumps(r)}\n" for r in rows))
+    assert materialize_days(resources, "2024-01-02").success
+    tables = ("bronze/orders", "silver/orders", "quarantine/orders", "gold/daily_sales")
+    return {t: DeltaTable(store.table_uri(t)).to_pandas() for t in tables}
+
+
+def test_keys_and_regions_that_are_no_json_text_never_reach_silver_or_gold(resources, store, landing_root) -> None:
+    """``order_id`` ``{"a":1}``, ``["O_arr"]``, ``true``, a ``customer_id`` array and a ``region`` object were
+    published (gold had a region ``{"x":"north"}``); they are quarantined, bronze keeps their text."""
+    odd = [
+        good_order(0, order_id={"a": 1}), good_order(0, order_id=["O_arr"]), good_order(0, order_id=True),
+        good_order(0, order_id="O_objregion", region={"x": "north"}),
+        good_order(0, order_id="O_arrcust", customer_id=["C1", "C2"]),
+        good_order(0, order_id="O_numcust", customer_id=12), good_order(0, order_id="true", region="{north}"),
+    ]  # fmt: skip
+    t = a_day_with(resources, store, landing_root, odd)
+    reasons = {r["order_id"]: list(r["_quarantine_reasons"]) for r in t["quarantine/orders"].to_dict("records")}
+    assert reasons == {
+        '{"a":1}': ["order_id_text"], '["O_arr"]': ["order_id_text"], "true": ["order_id_text"],
+        "O_objregion": ["region_text"], "O_arrcust": ["customer_id_text"],
+    }  # fmt: skip
+    silver = t["silver/orders"].set_index("order_id")
+    assert silver.loc["O_numcust", "customer_id"] == "12" and silver.loc["true", "region"] == "{north}"
+    assert sorted(t["gold/daily_sales"].region) == ["north", "{north}"]
+    types = {r["order_id"]: dict(r["_json_types"]) for r in t["bronze/orders"].to_dict("records") if r["_json_types"]}
+    assert types == {'{"a":1}': {"order_id": "object"}, '["O_arr"]': {"order_id": "array"},
+                     "true": {"order_id": "boolean"}, "O_objregion": {"region": "object"},
+                     "O_arrcust": {"customer_id": "array"}}  # fmt: skip

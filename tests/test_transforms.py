@@ -249,6 +249,36 @@ def test_silver_types_values(lines) -> None:
     assert silver["b"].updated_at == datetime(2024, 1, 3, 0, 0, 0, 500000)
 
 
+def test_text_fields_holding_objects_arrays_or_booleans_fail_a_named_rule(lines) -> None:
+    """``order_id`` ``{"a":1}``, ``["O_arr"]`` or ``true``, a ``customer_id`` array and a ``region`` object were
+    published as keys and codes; a text field's JSON value must be a string or a number."""
+    got = reasons(
+        lines,
+        order(order_id={"a": 1}),  # 1
+        order(order_id=["O_arr"]),  # 2
+        order(order_id=True),  # 3
+        order(customer_id=["C1", "C2"]),  # 4
+        order(region={"x": "north"}),  # 5
+        order(status=False, currency=["USD"]),  # 6
+        order(order_id="true", customer_id='["C1"]', region='{"x": "north"}'),  # 7 strings: text as landed
+        order(customer_id=12, region=7),  # 8 numbers: their text, exactly as written
+        '{"order_id": "o1", "\\u006frder_id": [1], ' + json.dumps(order())[1:],  # 9 an escaped key, repeated
+        order(order_id={"a": 1}, **{"x": {"y": True}}),  # 10 a structured extra field is not the contract's
+    )
+    assert got == {
+        1: ["order_id_text"],
+        2: ["order_id_text"],
+        3: ["order_id_text"],
+        4: ["customer_id_text"],
+        5: ["region_text"],
+        6: ["currency_code", "currency_text", "status_known", "status_text"],
+        7: [],
+        8: [],
+        9: [],
+        10: ["order_id_text"],
+    }
+
+
 def with_number(text: str, **overrides) -> str:
     """An order line whose ``amount`` is the JSON number ``text``, exactly as written."""
     return json.dumps(order(amount=0, **overrides)).replace('"amount": 0', f'"amount": {text}')
