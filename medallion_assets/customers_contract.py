@@ -9,7 +9,7 @@ from functools import partial
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from medallion_assets.orders_contract import identifier, iso_timestamp
+from medallion_assets.orders_contract import identifier, iso_timestamp, region_fits
 from medallion_assets.quality.rules import Rule, RuleSet, present, unpadded
 
 SOURCE = "customers"
@@ -87,6 +87,7 @@ RULES = RuleSet(
                 Rule.expr("segment_known", lambda: F.col("segment").isin(*SEGMENTS), columns=("segment",),
                           description=f"segment is one of {', '.join(SEGMENTS)}"),
                 Rule.present("region", description="region is non-empty"),
+                region_fits("region"),
                 Rule.not_null("t_updated_at", name="updated_at_iso8601",
                               description="updated_at is ISO-8601 with an offset or Z"),
             )

@@ -26,7 +26,7 @@ RULES = RuleSet(
     partition_column=PART,
     rules=[
         Rule.not_null("region"),
-        Rule.max_length("region", 64),
+        contract.region_fits("region"),
         Rule.unique("region"),
         Rule.not_null("orders"),
         Rule.compare("orders", "gte", 0),

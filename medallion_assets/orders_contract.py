@@ -31,6 +31,8 @@ SALE_STATUSES: tuple[str, ...] = ("paid", "shipped", "delivered")
 DEFAULT_CURRENCY = "USD"
 MAX_AMOUNT = 1_000_000
 REVIEW_AMOUNT = 50_000
+#: the longest region gold/daily_sales takes (its ``region_max_length_64``): silver holds no longer one
+REGION_MAX_LENGTH = 64
 AMOUNT_TYPE = "decimal(18,2)"
 
 # ISO-8601 extended format with seconds and an explicit offset or Z.
@@ -103,6 +105,13 @@ def typed_columns() -> dict[str, Column]:
     }
 
 
+def region_fits(column: str) -> Rule:
+    """``region_max_length_64``: the region (``column``, trimmed) is at most ``REGION_MAX_LENGTH`` characters, as
+    gold/daily_sales requires; the orders' and the customers' alike."""
+    return Rule.max_length(column, REGION_MAX_LENGTH, name=f"region_max_length_{REGION_MAX_LENGTH}",
+                           description=f"region has at most {REGION_MAX_LENGTH} characters")  # fmt: skip
+
+
 def rules() -> list[Rule]:
     """The orders rules beyond the shared ones (UTF-8, JSON object, required fields present)."""
     return [
@@ -135,6 +144,7 @@ def rules() -> list[Rule]:
         on_parsed(
             Rule.matches("t_currency", CURRENCY, name="currency_code", description="currency is 3 upper-case letters")
         ),
+        on_parsed(region_fits("t_region")),
         Rule.compare(
             "t_amount", "lt", REVIEW_AMOUNT, name="amount_below_review_limit", action="warn",
             description=f"amounts of {REVIEW_AMOUNT:,} or more are kept but flagged for review",

@@ -86,7 +86,7 @@ def valid_orders(landing: Path, day: str) -> list[dict]:
         currency = "USD" if row["currency"] is None else row["currency"].strip()
         if order_ts is None or updated_at is None or order_ts.date() != date.fromisoformat(day):
             continue
-        if row["status"] not in STATUSES or amt is None or not (0 < amt < 1_000_000):
+        if row["status"] not in STATUSES or amt is None or not (0 < amt < 1_000_000) or len(row["region"]) > 64:
             continue
         if not re.fullmatch(r"[A-Z]{3}", currency):
             continue

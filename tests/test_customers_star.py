@@ -403,3 +403,20 @@ def test_codes_padded_with_white_space_are_the_codes(resources, store, landing_r
     ann = d[d.customer_id == "C1"]
     assert len(ann) == 1, ann  # the padded re-delivery is the same version
     assert ann[["name", "segment", "region"]].values.tolist() == [["Ann", "consumer", "north"]]
+
+
+def test_a_customer_region_longer_than_gold_takes_is_quarantined(resources, store, landing_root) -> None:
+    """A customer's region is held to the orders' limit (``region_max_length_64``, gold/daily_sales's): 65
+    characters are quarantined, 64 (after trimming) are kept."""
+    write_csv(landing_root, "2024-01-01", [
+        f"C1,Ann,ann@example.com,consumer,{'r' * 65},2024-01-01T08:00:00Z",
+        f"C2,Bob,bob@example.com,corporate, {'s' * 64} ,2024-01-01T09:00:00Z",
+        "C3,Cy,cy@example.com,consumer,north,2024-01-01T09:00:00Z",
+    ])  # fmt: skip
+    assert run(resources, ["bronze/customers"], "2024-01-01").success
+    assert run(resources, ["silver/dim_customer"]).success
+    assert dim(store)[["customer_id", "region"]].values.tolist() == [["C2", "s" * 64], ["C3", "north"]]
+    quarantine = DeltaTable(store.table_uri("quarantine/customers")).to_pandas()
+    assert [(r["customer_id"], list(r["_quarantine_reasons"])) for r in quarantine.to_dict("records")] == [
+        ("C1", ["region_max_length_64"])
+    ]

@@ -492,3 +492,19 @@ def test_keys_and_regions_that_are_no_json_text_never_reach_silver_or_gold(resou
     assert types == {'{"a":1}': {"order_id": "object"}, '["O_arr"]': {"order_id": "array"},
                      "true": {"order_id": "boolean"}, "O_objregion": {"region": "object"},
                      "O_arrcust": {"customer_id": "array"}}  # fmt: skip
+
+
+def test_a_region_too_long_for_gold_is_quarantined_in_silver_and_the_day_publishes(
+    resources, store, landing_root
+) -> None:
+    """One order with a 65-character region was published by silver (any non-empty region), then gold refused
+    the whole day on ``region_max_length_64``; silver's contract holds gold's limit now, with the same rule name."""
+    odd = [
+        good_order(0, order_id="O_long", region="r" * 65), good_order(0, order_id="O_64", region="s" * 64),
+        good_order(0, order_id="O_padded", region=f"\u00a0{'t' * 64}\t"), good_order(0, order_id="E", region="é" * 64),
+    ]  # fmt: skip
+    t = a_day_with(resources, store, landing_root, odd)
+    reasons = {r["order_id"]: list(r["_quarantine_reasons"]) for r in t["quarantine/orders"].to_dict("records")}
+    assert reasons == {"O_long": ["region_max_length_64"]}
+    assert sorted(t["gold/daily_sales"].region) == sorted(["north", "s" * 64, "t" * 64, "é" * 64])
+    assert t["gold/daily_sales"].orders.sum() == 203
