@@ -224,12 +224,13 @@ def _types_column(text: pa.StringArray) -> pa.Array:
 
 def json_types(line: str) -> dict[str, str]:
     """The JSON type (object, array, boolean) of each top-level value of a JSON object line that has one of them;
-    a repeated key, its last value's. Empty for any other line (the engine reads no line this parse does not)."""
+    a repeated key, its last value's. Empty for any other line (the engine reads no line this parse does not), and
+    for one with a key that is no Unicode text (an escaped lone surrogate: the engine judges that line)."""
     try:
         parsed = json.loads(line)
     except (ValueError, RecursionError):
         return {}
-    if not isinstance(parsed, dict):
+    if not isinstance(parsed, dict) or any(_SURROGATE.search(key) for key in parsed):
         return {}
     return {key: JSON_TYPES[type(value)] for key, value in parsed.items() if type(value) in JSON_TYPES}
 

@@ -433,6 +433,7 @@ def test_the_reader_names_top_level_values_that_are_objects_arrays_or_booleans(t
         '{"note": "at: true", "n": 1}': None,
         "[true]": None, '{"a": true} {"b": 1}': None, '{"a": true': None,
         '{"a": ' + "[" * 5000 + "]" * 5000 + "}": None,  # deeper than the engine reads: its line is corrupt
+        '{"k\\ud800": true, "a": [1]}': None,  # a lone surrogate in a key is no text: the engine judges the line
     }  # fmt: skip
     path = tmp_path / "typed.jsonl"
     path.write_text("\n".join(typed) + "\n")
