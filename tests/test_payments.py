@@ -59,27 +59,11 @@ def test_payments_end_to_end_match_an_independent_reconciliation(resources, stor
 def test_padded_payment_codes_are_the_codes(resources, store, landing_root: Path) -> None:
     """A payment's method, status or currency padded with white space (``" card"``, ``"captured\\t"``) was
     quarantined as unknown; silver compares them without it, as it does keys."""
-    folder = landing_root / "payments" / "date=2024-02-01"
-    folder.mkdir(parents=True)
-    at = "2024-02-01T10:00:00Z"
-    events = [
-        {"payment_id": "p1", "order_id": "o1", "paid_at": at, "amount": 10, "currency": "USD", "method": "card",
-         "status": "captured"},
-        {"payment_id": "p2", "order_id": "o2", "paid_at": at, "amount": 12, "currency": "\u00a0USD", "method": " card",
-         "status": "captured\t"},
-    ]  # fmt: skip
-    (folder / "part-000.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
-    result = dg.materialize(
-        [*ASSETS, *CHECKS],
-        resources=resources,
-        selection=dg.AssetSelection.assets(TABLES["bronze/payments"], TABLES["silver/payments"]),
-        partition_key="2024-02-01",
-        raise_on_error=False,
-    )
-    assert result.success
-    silver = DeltaTable(store.table_uri("silver/payments")).to_pandas()
-    assert sorted(silver.payment_id) == ["p1", "p2"]
-    assert set(silver.currency) == {"USD"} and set(silver.method) == {"card"} and set(silver.status) == {"captured"}
+    events = [payment("p1"), payment("p2", currency="\u00a0USD", method=" card", status="captured\t")]
+    silver, quarantined = payments_silver(resources, store, landing_root, [json.dumps(e) for e in events])
+    assert sorted(silver) == ["p1", "p2"] and quarantined == {}
+    rows = list(silver.values())
+    assert {(r["currency"], r["method"], r["status"]) for r in rows} == {("USD", "card", "captured")}
 
 
 def payments_silver(resources, store, landing_root: Path, lines: list[str]) -> tuple[dict, dict]:
